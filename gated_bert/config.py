@@ -1,0 +1,358 @@
+"""The one configuration object of gated-bert: `GatedBertConfig`.
+
+Every entry point (CLI, MLproject, Optuna search space, tests) builds this
+frozen dataclass; nothing mutates it afterwards. `__post_init__` validates
+every field and normalizes the two spellings of the baseline
+(`enable_pruning=False` and `pruning_method='none'`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from gated_bert.errors import ConfigError
+from gated_bert.tasks import TASKS
+
+# Layers, hidden size, attention heads, FFN size (the spec's table).
+MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 256, 4, 512),
+    "small": (6, 512, 8, 1024),
+    "base": (12, 768, 12, 3072),
+    "large": (24, 1024, 16, 4096),
+}
+# Exploration rate per preset, used when spt_epsilon is not given.
+SPT_EPSILON_BY_SIZE: dict[str, float] = {
+    "tiny": 0.01,
+    "small": 0.005,
+    "base": 0.0025,
+    "large": 0.001,
+}
+PRUNING_METHODS = ("none", "magnitude", "movement", "spt")
+SPARSITY_SCHEDULES = ("auto", "linear", "cubic", "steps")
+PRUNING_SCOPES = ("auto", "per_layer", "global")
+MOVEMENT_SCHEDULES = ("linear", "cubic")
+DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
+    10, 25, 50, 70, 75, 80, 84, 88, 90, 92, 93, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.5,
+)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Resolved encoder shape (preset, with any explicit overrides applied)."""
+
+    num_layers: int
+    d_model: int
+    num_heads: int
+    dff: int
+    vocab_size: int
+    max_len: int
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class GatedBertConfig:
+    """Every setting of a gated-bert training run."""
+
+    # Model
+    model_size: str = _help("Preset: tiny, small, base or large.", default="base")
+    num_layers: int | None = _help("Encoder blocks (overrides the preset).", default=None)
+    d_model: int | None = _help("Hidden size (overrides the preset).", default=None)
+    num_heads: int | None = _help("Attention heads (overrides the preset).", default=None)
+    dff: int | None = _help("Feed-forward inner size (overrides the preset).", default=None)
+    vocab_size: int = _help("Embedding rows; the tokenizer has at most this many.", default=30522)
+    max_len: int = _help("Maximum tokens per example (longer ones are truncated).", default=128)
+    # Task and data
+    task: str = _help("GLUE task: " + ", ".join(TASKS) + ".", default="sst2")
+    data_dir: str | None = _help(
+        "Local GLUE directory in the original TSV layout (default: env GLUE_DIR, "
+        "else the HuggingFace hub).",
+        default=None,
+    )
+    tokenizer: str | None = _help(
+        "vocab.txt / tokenizer.json path or hub name (default: train a WordPiece "
+        "vocabulary on the task's training text).",
+        default=None,
+    )
+    max_train_samples: int | None = _help("Use only the first N training examples.", default=None)
+    max_eval_samples: int | None = _help("Use only the first N dev examples.", default=None)
+    # Training
+    epochs: int = _help("Training epochs (env BENCHMARK_EPOCHS overrides).", default=25)
+    batch_size: int = _help("Examples per batch.", default=96)
+    learning_rate: float = _help("AdamW learning rate.", default=2e-5)
+    weight_decay: float = _help("AdamW weight decay.", default=0.01)
+    dropout_rate: float = _help("Dropout in embeddings, attention and FFN.", default=0.0)
+    seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
+    # Pruning
+    enable_pruning: bool = _help("False is the baseline (same as pruning_method=none).", default=True)
+    pruning_method: str = _help("none, magnitude, movement or spt.", default="spt")
+    start_sparsity: float = _help("Sparsity target at pruning_start_epoch.", default=0.0)
+    end_sparsity: float = _help("Final sparsity target, in [0, 1).", default=0.99)
+    pruning_start_epoch: int = _help("First epoch of the pruning window (1-based).", default=4)
+    pruning_end_epoch: int = _help(
+        "Epoch at which end_sparsity is reached (capped to epochs).", default=23
+    )
+    sparsity_schedule: str = _help(
+        "auto, linear, cubic or steps (auto: magnitude linear, movement "
+        "movement_schedule, spt steps; steps whenever sparsity_steps is given).",
+        default="auto",
+    )
+    sparsity_steps: tuple[float, ...] | None = _help(
+        "Step schedule in percent (default: the spec's 20-step list).", default=None
+    )
+    pruning_scope: str = _help(
+        "per_layer, global or auto (auto: per_layer for magnitude/movement, global for spt).",
+        default="auto",
+    )
+    spt_epsilon: float | None = _help(
+        "SPT exploration rate (default by size: tiny 0.01, small 0.005, base 0.0025, "
+        "large 0.001).",
+        default=None,
+    )
+    spt_explore_per_layer: bool = _help(
+        "SPT probes one role per step, cycling through the six roles.", default=False
+    )
+    spt_reward_alpha: float = _help("SPT reward EMA factor, in (0, 1].", default=0.125)
+    movement_pruning_frequency_steps: int | None = _help(
+        "Optimizer steps between movement mask updates (default: 400 * layers / 12, "
+        "rounded to a multiple of 50, at least 50).",
+        default=None,
+    )
+    movement_schedule: str = _help("linear or cubic (movement's curve by step).", default="linear")
+    movement_scores_learning_rate: float = _help(
+        "Learning rate of the movement scores.", default=1e-2
+    )
+    # Outputs
+    output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
+    experiment_name: str | None = _help("MLflow experiment (default: the task name).", default=None)
+    verbose: int = _help("0 quiet, 1 progress bars, 2 debug logging (env VERBOSE).", default=1)
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        if self.sparsity_steps is not None:
+            set_("sparsity_steps", tuple(float(v) for v in self.sparsity_steps))
+        _choice("model_size", self.model_size, MODEL_PRESETS)
+        _choice("task", self.task, TASKS)
+        _choice("pruning_method", self.pruning_method, PRUNING_METHODS)
+        _choice("sparsity_schedule", self.sparsity_schedule, SPARSITY_SCHEDULES)
+        _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
+        _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
+        # The two spellings of the baseline mean the same thing.
+        if self.pruning_method == "none" or not self.enable_pruning:
+            set_("pruning_method", "none")
+            set_("enable_pruning", False)
+        for name in ("num_layers", "d_model", "num_heads", "dff"):
+            _positive_int(name, getattr(self, name), optional=True)
+        for name in ("vocab_size", "max_len", "epochs", "batch_size"):
+            _positive_int(name, getattr(self, name))
+        if self.max_len < 4:
+            raise ConfigError(f"max_len must be at least 4, got {self.max_len}")
+        _positive_int("max_train_samples", self.max_train_samples, optional=True)
+        _positive_int("max_eval_samples", self.max_eval_samples, optional=True)
+        _positive_int("movement_pruning_frequency_steps", self.movement_pruning_frequency_steps, optional=True)
+        _positive_float("learning_rate", self.learning_rate)
+        _positive_float("movement_scores_learning_rate", self.movement_scores_learning_rate)
+        _in_range("weight_decay", self.weight_decay, 0.0, 1.0, "[0, 1)")
+        _in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, "[0, 1)")
+        _in_range("start_sparsity", self.start_sparsity, 0.0, 1.0, "[0, 1)")
+        _in_range("end_sparsity", self.end_sparsity, 0.0, 1.0, "[0, 1)")
+        if self.start_sparsity > self.end_sparsity:
+            raise ConfigError(
+                f"start_sparsity ({self.start_sparsity}) must be <= end_sparsity "
+                f"({self.end_sparsity})"
+            )
+        if self.spt_epsilon is not None and not (0.0 < self.spt_epsilon <= 0.5):
+            raise ConfigError(f"spt_epsilon must be in (0, 0.5], got {self.spt_epsilon}")
+        if not (0.0 < self.spt_reward_alpha <= 1.0):
+            raise ConfigError(f"spt_reward_alpha must be in (0, 1], got {self.spt_reward_alpha}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.verbose not in (0, 1, 2):
+            raise ConfigError(f"verbose must be 0, 1 or 2, got {self.verbose!r}")
+        if self.sparsity_steps is not None:
+            _check_steps(self.sparsity_steps)
+        arch = self.architecture()
+        if arch.d_model % arch.num_heads:
+            raise ConfigError(
+                f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})"
+            )
+        _positive_int("pruning_start_epoch", self.pruning_start_epoch)
+        _positive_int("pruning_end_epoch", self.pruning_end_epoch)
+        if self.pruning_start_epoch > self.pruning_end_epoch:
+            raise ConfigError(
+                f"pruning_start_epoch ({self.pruning_start_epoch}) must be <= "
+                f"pruning_end_epoch ({self.pruning_end_epoch})"
+            )
+        if self.enable_pruning:
+            if self.pruning_end_epoch > self.epochs:
+                warnings.warn(
+                    f"pruning_end_epoch {self.pruning_end_epoch} > epochs {self.epochs}: "
+                    f"capped to {self.epochs}",
+                    stacklevel=3,
+                )
+                set_("pruning_end_epoch", self.epochs)
+            if self.pruning_start_epoch > self.epochs:
+                warnings.warn(
+                    f"pruning_start_epoch {self.pruning_start_epoch} > epochs {self.epochs}: "
+                    f"capped to {self.epochs}",
+                    stacklevel=3,
+                )
+                set_("pruning_start_epoch", self.epochs)
+
+    # ----------------------------------------------------------- resolved values
+    def architecture(self) -> Architecture:
+        layers, d_model, heads, dff = MODEL_PRESETS[self.model_size]
+        return Architecture(
+            num_layers=self.num_layers or layers,
+            d_model=self.d_model or d_model,
+            num_heads=self.num_heads or heads,
+            dff=self.dff or dff,
+            vocab_size=self.vocab_size,
+            max_len=self.max_len,
+        )
+
+    @property
+    def method_name(self) -> str:
+        """Name used in result paths: 'baseline' for no pruning."""
+        return "baseline" if self.pruning_method == "none" else self.pruning_method
+
+    @property
+    def effective_spt_epsilon(self) -> float:
+        return self.spt_epsilon if self.spt_epsilon is not None else SPT_EPSILON_BY_SIZE[self.model_size]
+
+    @property
+    def effective_movement_frequency(self) -> int:
+        if self.movement_pruning_frequency_steps is not None:
+            return self.movement_pruning_frequency_steps
+        layers = self.architecture().num_layers
+        return max(50, int(round(400 * layers / 12 / 50)) * 50)
+
+    @property
+    def effective_sparsity_steps(self) -> tuple[float, ...]:
+        return self.sparsity_steps if self.sparsity_steps is not None else DEFAULT_SPARSITY_STEPS
+
+    @property
+    def effective_schedule(self) -> str:
+        if self.sparsity_schedule != "auto":
+            return self.sparsity_schedule
+        if self.sparsity_steps is not None:
+            return "steps"
+        return {"magnitude": "linear", "movement": self.movement_schedule, "spt": "steps"}.get(
+            self.pruning_method, "linear"
+        )
+
+    @property
+    def effective_scope(self) -> str:
+        if self.pruning_scope != "auto":
+            return self.pruning_scope
+        return "global" if self.pruning_method == "spt" else "per_layer"
+
+    @property
+    def effective_experiment_name(self) -> str:
+        return self.experiment_name or self.task
+
+    # --------------------------------------------------------------- round trip
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if data["sparsity_steps"] is not None:
+            data["sparsity_steps"] = list(data["sparsity_steps"])
+        return data
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The config plus every derived value a run actually used."""
+        data = self.to_dict()
+        data.update(dataclasses.asdict(self.architecture()))
+        data.update(
+            spt_epsilon=self.effective_spt_epsilon,
+            movement_pruning_frequency_steps=self.effective_movement_frequency,
+            sparsity_schedule=self.effective_schedule,
+            pruning_scope=self.effective_scope,
+            sparsity_steps=list(self.effective_sparsity_steps),
+            experiment_name=self.effective_experiment_name,
+        )
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GatedBertConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> GatedBertConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> GatedBertConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def field_help() -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(GatedBertConfig)}
+
+
+def apply_environment(values: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Apply BENCHMARK_EPOCHS, VERBOSE and GLUE_DIR to a dict of config values."""
+    environ = dict(os.environ if environ is None else environ)
+    values = dict(values)
+    if environ.get("BENCHMARK_EPOCHS"):
+        values["epochs"] = _env_int("BENCHMARK_EPOCHS", environ["BENCHMARK_EPOCHS"])
+    if environ.get("VERBOSE"):
+        values["verbose"] = _env_int("VERBOSE", environ["VERBOSE"])
+    if not values.get("data_dir") and environ.get("GLUE_DIR"):
+        values["data_dir"] = environ["GLUE_DIR"]
+    return values
+
+
+def _env_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _choice(name: str, value: Any, valid: Any) -> None:
+    if value not in valid:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
+
+
+def _positive_int(name: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def _in_range(name: str, value: Any, low: float, high: float, text: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value < high):
+        raise ConfigError(f"{name} must be in {text}, got {value!r}")
+
+
+def _check_steps(steps: tuple[float, ...]) -> None:
+    if not steps:
+        raise ConfigError("sparsity_steps must not be empty; give percentages like 10 50 90")
+    for value in steps:
+        if not (0.0 < value < 100.0):
+            raise ConfigError(f"sparsity_steps values must be within (0, 100) percent, got {value}")
+    for before, after in zip(steps, steps[1:]):
+        if after <= before:
+            raise ConfigError(
+                f"sparsity_steps must be strictly increasing, got {before} then {after}"
+            )

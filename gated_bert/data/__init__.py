@@ -1,0 +1,1 @@
+"""GLUE data: loading (local TSV or the HuggingFace hub), tokenization, batching."""

@@ -1,0 +1,70 @@
+"""Token + position + segment embeddings, LayerNorm and dropout (BERT's input)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="gated_bert")
+class BertEmbeddings(keras.layers.Layer):
+    """Sum of token, learned position and segment embeddings.
+
+    Args:
+        vocab_size: token embedding rows.
+        max_len: position embedding rows.
+        d_model: embedding width.
+        dropout_rate: dropout after the LayerNorm.
+        num_segments: segment (token type) embedding rows.
+        embeddings_initializer: initializer of the three tables.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int,
+        dropout_rate: float = 0.0,
+        num_segments: int = 2,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.max_len = max_len
+        self.d_model = d_model
+        self.dropout_rate = dropout_rate
+        self.num_segments = num_segments
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        init = self.embeddings_initializer
+        self.token = keras.layers.Embedding(vocab_size, d_model, embeddings_initializer=init, name="token")
+        self.position = keras.layers.Embedding(max_len, d_model, embeddings_initializer=init, name="position")
+        self.segment = keras.layers.Embedding(num_segments, d_model, embeddings_initializer=init, name="segment")
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-12, name="norm")
+        self.dropout = keras.layers.Dropout(dropout_rate)
+
+    def build(self, input_shape):
+        self.token.build(input_shape)
+        self.position.build(input_shape)
+        self.segment.build(input_shape)
+        self.norm.build((*input_shape, self.d_model))
+
+    def call(self, token_ids, segment_ids, training=None):
+        positions = ops.arange(ops.shape(token_ids)[1])[None, :]
+        x = self.token(token_ids) + self.position(positions) + self.segment(segment_ids)
+        return self.dropout(self.norm(x), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.d_model)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            max_len=self.max_len,
+            d_model=self.d_model,
+            dropout_rate=self.dropout_rate,
+            num_segments=self.num_segments,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config

@@ -1,0 +1,89 @@
+"""`GatedDense`: a dense layer whose kernel is multiplied by a mask.
+
+The mask is a non-trainable variable of ones in the kernel's dtype; a pruning
+method writes zeros into it. With `with_scores=True` the layer also owns
+trainable scores S (movement pruning): the forward pass still uses the stored
+0/1 mask, but its gradient flows to S through the straight-through estimator,
+so dL/dS = W * dL/dW' where W' = W * mask.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def straight_through(scores, mask):
+    """Forward value `mask`, gradient passed unchanged to `scores`."""
+    return scores + ops.stop_gradient(mask - scores)
+
+
+@keras.saving.register_keras_serializable(package="gated_bert")
+class GatedDense(keras.layers.Layer):
+    """Dense layer computing `activation(x @ (kernel * mask) + bias)`.
+
+    Args:
+        units: output size.
+        activation: Keras activation name or None.
+        use_bias: whether to add a bias (biases are never pruned).
+        with_scores: create trainable movement scores (initialized to 0).
+        kernel_initializer: initializer of the kernel.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        with_scores: bool = False,
+        kernel_initializer: str | dict | keras.initializers.Initializer = "glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.with_scores = with_scores
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        shape = (input_shape[-1], self.units)
+        self.kernel = self.add_weight(name="kernel", shape=shape, initializer=self.kernel_initializer)
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self.mask = self.add_weight(
+            name="mask", shape=shape, initializer="ones", trainable=False, dtype=self.kernel.dtype
+        )
+        self.scores = (
+            self.add_weight(name="scores", shape=shape, initializer="zeros")
+            if self.with_scores
+            else None
+        )
+
+    def effective_mask(self):
+        if self.scores is None:
+            return self.mask
+        return straight_through(self.scores, self.mask)
+
+    def call(self, inputs):
+        outputs = ops.matmul(inputs, self.kernel * self.effective_mask())
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=keras.activations.serialize(self.activation) if self.activation else None,
+            use_bias=self.use_bias,
+            with_scores=self.with_scores,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

@@ -1,0 +1,1 @@
+"""Pruning while training: schedules, scoring rules, masks and the callback."""

@@ -1,0 +1,1 @@
+"""Training: the train step with pruning hooks, callbacks and the fit loop."""

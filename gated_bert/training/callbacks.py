@@ -1,0 +1,130 @@
+"""Keras callbacks of a training run (no tracking code here)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gated_bert.metrics import compute_metrics, loss_from_outputs
+from gated_bert.model import sparsity_report
+from gated_bert.tasks import Task
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops the run with a clear error as soon as the loss is not finite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"training loss became {float(loss)} at batch {batch + 1}; lower --learning-rate "
+                "or raise --batch-size"
+            )
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds epoch_seconds and examples_per_second (training only) to the logs."""
+
+    def __init__(self, num_examples: int):
+        super().__init__()
+        self.num_examples = num_examples
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["examples_per_second"] = self.num_examples / seconds if seconds > 0 else 0.0
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Evaluates every eval split after each epoch; adds eval_* and sparsity to the logs.
+
+    Args:
+        classifier: the model to evaluate.
+        task: the task (metrics, regression or not).
+        eval_sets: split name -> (dataset in sorted order, labels in the same order).
+    """
+
+    def __init__(self, classifier: keras.Model, task: Task, eval_sets: dict):
+        super().__init__()
+        self.classifier = classifier
+        self.task = task
+        self.eval_sets = eval_sets
+
+    def evaluate(self) -> dict[str, float]:
+        results = {}
+        for index, (name, (dataset, labels)) in enumerate(self.eval_sets.items()):
+            outputs = self.classifier.predict(dataset, verbose=0)
+            suffix = "" if index == 0 else f"_{name}"
+            results[f"eval_loss{suffix}"] = loss_from_outputs(self.task, outputs, labels)
+            for metric, value in compute_metrics(self.task, outputs, labels).items():
+                results[f"eval_{metric}{suffix}"] = value
+        return results
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs.update(self.evaluate())
+        report = sparsity_report(self.classifier)
+        logs["sparsity"] = report["sparsity"]
+        logs["sparsity_all_params"] = report["sparsity_all_params"]
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the classifier's weights after every epoch, keeping the newest `keep`."""
+
+    def __init__(self, classifier: keras.Model, directory: Path, keep: int = 2):
+        super().__init__()
+        self.classifier = classifier
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.classifier.save_weights(self.directory / f"epoch_{epoch + 1:03d}.weights.h5")
+        for old in sorted(self.directory.glob("epoch_*.weights.h5"))[: -self.keep]:
+            old.unlink()
+
+
+class HistoryRecorder(keras.callbacks.Callback):
+    """Collects one flat row of numbers per epoch (the results CSV), per-layer sparsity included."""
+
+    def __init__(self, classifier: keras.Model):
+        super().__init__()
+        self.classifier = classifier
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        row: dict[str, float] = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            name = "train_loss" if key == "loss" else key
+            if key in ("accuracy", "mean_squared_error"):
+                name = f"train_{key}"
+            row[name] = float(np.asarray(value))
+        row.update(sparsity_report(self.classifier))
+        self.rows.append(row)
+
+
+class EpochEndHook(keras.callbacks.Callback):
+    """Calls `fn(row)` with the recorder's newest row after each epoch (tracking, sweeps)."""
+
+    def __init__(self, recorder: HistoryRecorder, fn):
+        super().__init__()
+        self.recorder = recorder
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fn(self.recorder.rows[-1])

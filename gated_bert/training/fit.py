@@ -53,9 +53,14 @@ class FitResult:
     pruner: Pruner | None
 
 
-def prepare_data(config: GatedBertConfig) -> PreparedData:
-    """Load the task, get a tokenizer, encode every split (raises DataError on bad input)."""
-    full = load_task(config.task, config.data_dir)
+def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> PreparedData:
+    """Load the task (unless given), get a tokenizer, encode every split.
+
+    The tokenizer is trained on the whole training split; max_train_samples
+    and max_eval_samples then cut the splits. Raises DataError on bad input.
+    """
+    if full is None:
+        full = load_task(config.task, config.data_dir)
     if config.tokenizer:
         tokenizer = load_tokenizer(config.tokenizer, config.vocab_size)
     else:

@@ -1,0 +1,155 @@
+"""MLflow at the edge: runs, params, per-epoch metrics, artifacts and the model.
+
+Nothing below this module imports mlflow. The tracking URI comes from
+MLFLOW_TRACKING_URI, else MLflow's own default (the embedded sqlite store
+`mlflow.db` in the working directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import gated_bert
+from gated_bert.config import GatedBertConfig
+from gated_bert.tasks import TASKS
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow's advice for other model styles; our signature is given explicitly.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+warnings.filterwarnings("ignore", message="An input example was not provided")
+logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+
+MODEL_NAME = "model"
+_REQUIREMENTS = [
+    "tensorflow==2.21.*",
+    "keras==3.15.*",
+    "tokenizers==0.23.*",
+    "numpy",
+    "pandas",
+    "mlflow==3.17.2",
+]
+
+
+@contextlib.contextmanager
+def start_run(config: GatedBertConfig, run_name: str | None = None, nested: bool = False, tags=None):
+    """An MLflow run that ends FINISHED, FAILED (error) or KILLED (Ctrl-C/SIGTERM).
+
+    Under `mlflow run` (MLFLOW_RUN_ID set) the run that MLflow created is used,
+    in the experiment given to `mlflow run` (--experiment-name).
+    """
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
+    if launched:
+        run = mlflow.start_run(tags=tags or {})
+        if run_name:
+            mlflow.set_tag("mlflow.runName", run_name)
+    else:
+        mlflow.set_experiment(config.effective_experiment_name)
+        run = mlflow.start_run(run_name=run_name, nested=nested, tags=tags or {})
+    try:
+        yield run
+    except (KeyboardInterrupt, SystemExit):
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_config(config: GatedBertConfig) -> None:
+    """Log the resolved config as params.
+
+    Params that `mlflow run` already logged from -P keep their raw value; where
+    the resolved value differs (auto, capped, reformatted) it goes under
+    `resolved.<name>`, since MLflow params cannot change.
+    """
+    existing = mlflow.active_run().data.params
+    params = {}
+    for key, value in config.resolved_dict().items():
+        text = "" if value is None else json.dumps(value) if isinstance(value, list) else str(value)
+        if key not in existing:
+            params[key] = text
+        elif existing[key] != text:
+            params[f"resolved.{key}"] = text
+    mlflow.log_params(params)
+
+
+def log_epoch(row: dict[str, float]) -> None:
+    metrics = {k: v for k, v in row.items() if k != "epoch" and math.isfinite(v)}
+    mlflow.log_metrics(metrics, step=int(row["epoch"]))
+
+
+def log_artifacts(directory: Path, files: list[Path]) -> None:
+    for path in files:
+        if Path(path).exists():
+            mlflow.log_artifact(str(path), artifact_path=directory)
+
+
+class GatedBertPyfunc(mlflow.pyfunc.PythonModel):
+    """Serves a trained classifier on text: DataFrame of text columns -> predictions.
+
+    Input columns are the task's hub columns (e.g. `sentence`, or `sentence1`
+    and `sentence2`). Output: class ids, or scores for stsb.
+    """
+
+    def load_context(self, context):
+        import keras
+        from tokenizers import Tokenizer
+
+        from gated_bert.data.tokenizer import prepare
+        from gated_bert.model import CUSTOM_OBJECTS
+
+        self.config = GatedBertConfig.from_json(Path(context.artifacts["config"]).read_text())
+        self.task = TASKS[self.config.task]
+        self.classifier = keras.saving.load_model(context.artifacts["model"], custom_objects=CUSTOM_OBJECTS)
+        self.tokenizer = prepare(Tokenizer.from_file(context.artifacts["tokenizer"]), self.config.max_len)
+
+    def predict(self, context, model_input, params=None):
+        from gated_bert.inference import predict_outputs
+        from gated_bert.metrics import predictions_from_outputs
+
+        frame = pd.DataFrame(model_input)
+        col_a, col_b = self.task.hub_columns
+        outputs = predict_outputs(
+            self.classifier, self.tokenizer, frame[col_a].astype(str).tolist(),
+            frame[col_b].astype(str).tolist() if col_b else None,
+        )
+        return predictions_from_outputs(self.task, outputs)
+
+
+def log_model(model_path: Path, tokenizer_path: Path, config_path: Path, config: GatedBertConfig):
+    task = TASKS[config.task]
+    inputs = Schema([ColSpec("string", c) for c in task.hub_columns if c])
+    outputs = Schema([ColSpec("double" if task.is_regression else "long")])
+    package_dir = Path(gated_bert.__file__).parent
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME,
+        python_model=GatedBertPyfunc(),
+        artifacts={"model": str(model_path), "tokenizer": str(tokenizer_path), "config": str(config_path)},
+        code_paths=[str(package_dir)],
+        pip_requirements=_REQUIREMENTS,
+        signature=ModelSignature(inputs=inputs, outputs=outputs),
+    )
+
+
+def final_metrics(row: dict[str, float]) -> dict[str, float]:
+    return {f"final_{k}": float(v) for k, v in row.items() if k.startswith("eval_") or k == "sparsity"}
+
+
+def set_summary(row: dict[str, float], extra: dict[str, float] | None = None) -> None:
+    values = final_metrics(row)
+    values.update(extra or {})
+    mlflow.log_metrics({k: v for k, v in values.items() if np.isfinite(v)})

@@ -1,0 +1,78 @@
+"""Shared fixtures: the real GLUE folder, tiny configs and generated GLUE files."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_glue_dir() -> Path | None:
+    for candidate in (os.environ.get("GLUE_DIR"), REPO.parent / "shared" / "glue", REPO / ".." / "shared" / "glue"):
+        if candidate and (Path(candidate) / "SST-2" / "train.tsv").is_file():
+            return Path(candidate).resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    path = real_glue_dir()
+    if path is None:
+        pytest.skip("real GLUE data not found: set GLUE_DIR or put it at ../shared/glue")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GATED_BERT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    for name in ("BENCHMARK_EPOCHS", "VERBOSE", "GLUE_DIR", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def micro_config(**overrides):
+    """A config small enough to train in seconds (2 layers, hidden 16)."""
+    from gated_bert.config import GatedBertConfig
+
+    values = dict(
+        model_size="tiny", num_layers=2, d_model=16, num_heads=2, dff=32, vocab_size=300,
+        max_len=32, task="sst2", epochs=2, batch_size=16, learning_rate=1e-3, verbose=0,
+        pruning_method="none",
+    )
+    values.update(overrides)
+    return GatedBertConfig(**values)
+
+
+WORDS_POS = ["good", "great", "fine", "lovely", "superb"]
+WORDS_NEG = ["bad", "awful", "poor", "dull", "terrible"]
+FILLER = ["the", "movie", "was", "a", "plot", "story", "and", "very", "quite", "film"]
+
+
+def synthetic_sentence(rng: random.Random, label: int) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(3, 12))]
+    words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS_POS if label else WORDS_NEG))
+    return " ".join(words)
+
+
+def write_sst2(root: Path, n_train: int = 320, n_dev: int = 64, seed: int = 0) -> Path:
+    """A learnable SST-2-layout folder: label 1 iff a positive word occurs."""
+    rng = random.Random(seed)
+    folder = root / "SST-2"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
+        rows = ["sentence\tlabel"]
+        for i in range(n):
+            label = i % 2
+            rows.append(f"{synthetic_sentence(rng, label)}\t{label}")
+        (folder / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def sst2_dir(tmp_path) -> Path:
+    return write_sst2(tmp_path / "glue")

@@ -1,0 +1,104 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gated_bert.config import GatedBertConfig
+from gated_bert.layers import GatedDense, GatedMultiHeadAttention
+from gated_bert.model import CUSTOM_OBJECTS, build_model, count_parameters, prunable_kernels, sparsity_report
+from tests.conftest import micro_config
+
+
+@pytest.mark.parametrize("size, expected", [("tiny", 9e6), ("small", 28e6), ("base", 108e6), ("large", 333e6)])
+def test_preset_parameter_counts_within_5_percent(size, expected):
+    model = build_model(GatedBertConfig(model_size=size).architecture(), 2)
+    assert abs(count_parameters(model) - expected) / expected < 0.05
+    assert len(prunable_kernels(model)) == 6 * GatedBertConfig(model_size=size).architecture().num_layers
+
+
+def _inputs(batch=3, length=7, vocab=50, pad_from=None, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocab, size=(batch, length)).astype("int32")
+    if pad_from is not None:
+        ids[:, pad_from:] = 0
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids)}
+
+
+def test_zero_mask_entries_contribute_nothing_and_get_no_update():
+    keras.utils.set_random_seed(0)
+    layer = GatedDense(4)
+    x = tf.constant(np.random.default_rng(1).normal(size=(5, 6)), tf.float32)
+    layer(x)
+    mask = np.ones((6, 4), np.float32)
+    mask[::2, 1] = 0.0
+    layer.mask.assign(mask)
+    kernel_before = layer.kernel.numpy().copy()
+    # the masked entries contribute nothing: changing them does not change the output
+    out = layer(x).numpy()
+    layer.kernel.assign(kernel_before + (1 - mask) * 100.0)
+    np.testing.assert_allclose(layer(x).numpy(), out, rtol=1e-6)
+    layer.kernel.assign(kernel_before)
+    # and one optimizer step leaves them untouched while the others move
+    optimizer = keras.optimizers.Adam(0.1)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x) ** 2)
+    grads = tape.gradient(loss, [layer.kernel])
+    np.testing.assert_array_equal(grads[0].numpy()[mask == 0], 0.0)
+    optimizer.apply(grads, [layer.kernel])
+    after = layer.kernel.numpy()
+    np.testing.assert_array_equal(after[mask == 0], kernel_before[mask == 0])
+    assert np.all(after[mask == 1] != kernel_before[mask == 1])
+
+
+def test_attention_depends_on_query_key_and_ignores_padding():
+    keras.utils.set_random_seed(0)
+    attention = GatedMultiHeadAttention(16, 2)
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 6, 16)), tf.float32)
+    padding = np.ones((2, 6), np.int32)
+    padding[:, 4:] = 0
+    out, weights = attention(x, padding_mask=padding, return_attention_weights=True)
+    weights = weights.numpy()
+    np.testing.assert_array_equal(weights[:, :, :, 4:], 0.0)  # padded keys get exactly zero weight
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert weights[0, 0, 0, :4].std() > 1e-3  # not uniform
+    # randomizing query/key weights changes the output (the -1e9 mask is applied once)
+    attention.query.kernel.assign(tf.random.normal(attention.query.kernel.shape))
+    attention.key.kernel.assign(tf.random.normal(attention.key.kernel.shape))
+    changed = attention(x, padding_mask=padding).numpy()
+    assert np.abs(changed - out.numpy()).max() > 1e-3
+
+
+def test_padding_does_not_change_real_token_outputs():
+    keras.utils.set_random_seed(0)
+    model = build_model(micro_config().architecture(), 2)
+    short = _inputs(batch=2, length=5)
+    padded = {k: np.pad(v, ((0, 0), (0, 4))) for k, v in short.items()}
+    np.testing.assert_allclose(model(short).numpy(), model(padded).numpy(), atol=1e-5)
+
+
+def test_sparsity_report_counts_zero_masks():
+    model = build_model(micro_config().architecture(), 2)
+    kernels = prunable_kernels(model)
+    mask = np.ones(kernels[0].layer.mask.shape, np.float32)
+    mask.reshape(-1)[:64] = 0.0  # 64 of 256 weights of layer_0/query
+    kernels[0].layer.mask.assign(mask)
+    report = sparsity_report(model)
+    total = sum(int(np.prod(k.layer.mask.shape)) for k in kernels)
+    assert report["sparsity/layer_0/query"] == 0.25
+    assert report["sparsity/layer_0/key"] == 0.0
+    assert report["sparsity"] == pytest.approx(64 / total)
+    assert report["sparsity_all_params"] == pytest.approx(64 / count_parameters(model))
+
+
+def test_save_and_reload_keras_identical_predictions(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_model(micro_config().architecture(), 3, with_scores=True)
+    kernel = prunable_kernels(model)[3].layer
+    kernel.mask.assign(np.where(np.arange(kernel.mask.shape[0] * kernel.mask.shape[1]) % 3, 1.0, 0.0)
+                       .reshape(kernel.mask.shape).astype("float32"))
+    x = _inputs(pad_from=5)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS)
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(prunable_kernels(again)[3].layer.mask.numpy(), kernel.mask.numpy())

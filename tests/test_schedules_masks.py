@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from gated_bert.pruning.masks import global_masks, keep_count, mask_for
+from gated_bert.pruning.schedules import EpochSchedule, StepSchedule, cubic, linear, resample, step_path
+
+
+def test_linear_closed_form():
+    assert linear(4, 4, 23, 0.0, 0.99) == 0.0
+    assert linear(23, 4, 23, 0.0, 0.99) == pytest.approx(0.99)
+    assert linear(10, 4, 23, 0.1, 0.8) == pytest.approx(0.1 + 0.7 * 6 / 19)
+    assert linear(30, 4, 23, 0.1, 0.8) == pytest.approx(0.8) and linear(1, 4, 23, 0.1, 0.8) == 0.1
+
+
+def test_cubic_closed_form():
+    s_i, s_f, t0, t1 = 0.0, 0.9, 100, 500
+    assert cubic(t0, t0, t1, s_i, s_f) == pytest.approx(s_i)
+    assert cubic(t1, t0, t1, s_i, s_f) == pytest.approx(s_f)
+    t = 200
+    assert cubic(t, t0, t1, s_i, s_f) == pytest.approx(s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0)) ** 3)
+    assert cubic(50, t0, t1, s_i, s_f) == s_i and cubic(900, t0, t1, s_i, s_f) == pytest.approx(s_f)
+
+
+def test_step_path_drops_values_past_end():
+    default = (10, 25, 50, 70, 75, 80, 84, 88, 90, 92, 93, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.5)
+    path = step_path(default, 0.9)
+    assert path[-3:] == [0.84, 0.88, 0.9] and len(path) == 9
+    assert step_path(default, 0.99)[-2:] == [0.985, 0.99]
+
+
+def test_resample_rule():
+    path = [0.1, 0.25, 0.5, 0.7, 0.9]
+    assert resample(path, 5) == path
+    assert resample(path, 1) == [0.9]
+    stretched = resample(path, 9)  # positions 0, .5, 1, ... 4
+    assert stretched[0] == 0.1 and stretched[-1] == 0.9 and stretched[1] == pytest.approx(0.175)
+    squeezed = resample(path, 3)  # positions 0, 2, 4
+    assert squeezed == [0.1, 0.5, 0.9]
+
+
+def test_epoch_schedule_steps_window():
+    schedule = EpochSchedule("steps", 1, 5, 0.0, 0.9, (10, 25, 50, 70, 75, 80, 84, 88, 90))
+    targets = [schedule.sparsity_at(e) for e in range(1, 7)]
+    assert targets == pytest.approx([0.1, 0.5, 0.75, 0.84, 0.9, 0.9])  # 9 values onto 5 epochs: 0,2,4,6,8
+    assert [schedule.is_update_step(e) for e in range(0, 7)] == [False, True, True, True, True, True, False]
+
+
+def test_epoch_schedule_linear_zero_before_window():
+    schedule = EpochSchedule("linear", 2, 4, 0.2, 0.8, ())
+    assert [schedule.sparsity_at(e) for e in range(1, 6)] == pytest.approx([0.0, 0.2, 0.5, 0.8, 0.8])
+
+
+def test_step_schedule_updates_every_frequency_and_at_end():
+    schedule = StepSchedule("linear", begin_step=100, end_step=330, frequency=50, start_sparsity=0.0, end_sparsity=0.9)
+    updates = [t for t in range(0, 400) if schedule.is_update_step(t)]
+    assert updates == [150, 200, 250, 300, 330]
+    assert schedule.sparsity_at(330) == pytest.approx(0.9)
+    assert schedule.sparsity_at(200) == pytest.approx(0.9 * 100 / 230)
+
+
+def test_mask_for_hand_computed():
+    mask = mask_for(np.arange(1, 11, dtype=float), 0.2)
+    assert mask.tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert mask_for(np.arange(1, 11, dtype=float), 0.0).sum() == 10
+    assert keep_count(10, 0.25) == 7  # 2.5 weights to prune: halves round up
+    assert mask_for(np.arange(1, 11, dtype=float), 0.25).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    assert mask_for(-np.arange(1, 11, dtype=float), 0.5).tolist() == [1] * 5 + [0] * 5
+
+
+def test_mask_for_exact_count_with_ties_and_2d():
+    importance = np.zeros((8, 8))
+    mask = mask_for(importance, 0.9)
+    assert mask.shape == (8, 8) and int((mask == 0).sum()) == round(0.9 * 64)
+
+
+def test_global_scope_one_threshold():
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = np.array([[10.0, 20.0], [30.0, 40.0]])
+    ma, mb = global_masks([a, b], 0.5)
+    assert ma.tolist() == [0, 0, 0, 0] and mb.tolist() == [[1, 1], [1, 1]]
+    per_layer = [mask_for(a, 0.5), mask_for(b, 0.5)]
+    assert per_layer[0].tolist() == [0, 0, 1, 1] and per_layer[1].tolist() == [[0, 0], [1, 1]]

@@ -1,0 +1,168 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gated_bert.layers import PRUNABLE_ROLES, GatedDense, straight_through
+from gated_bert.model import PrunableKernel, build_model, prunable_kernels
+from gated_bert.pruning import scoring
+from gated_bert.pruning.masks import mask_for
+from gated_bert.pruning.spt import SptExplorer, reward_update
+from tests.conftest import micro_config
+
+
+def test_straight_through_forward_is_mask_gradient_reaches_scores():
+    scores = tf.Variable([0.3, -0.2, 0.5])
+    mask = tf.constant([1.0, 0.0, 1.0])
+    with tf.GradientTape() as tape:
+        value = straight_through(scores, mask)
+        loss = tf.reduce_sum(value * tf.constant([2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(value.numpy(), mask.numpy())
+    np.testing.assert_array_equal(tape.gradient(loss, scores).numpy(), [2.0, 3.0, 4.0])
+
+
+def test_movement_score_gradient_equals_w_times_grad_of_effective_weight():
+    keras.utils.set_random_seed(0)
+    layer = GatedDense(3, use_bias=False, with_scores=True)
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 5)), tf.float32)
+    layer(x)
+    mask = np.ones((5, 3), np.float32)
+    mask[0, 0] = mask[2, 1] = 0.0
+    layer.mask.assign(mask)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x))
+    grad_scores, grad_kernel = tape.gradient(loss, [layer.scores, layer.kernel])
+    d_effective = x.numpy().T @ np.ones((4, 3), np.float32)  # dL/dW' for L = sum(x @ W')
+    np.testing.assert_allclose(grad_scores.numpy(), layer.kernel.numpy() * d_effective, rtol=1e-5)
+    np.testing.assert_allclose(grad_kernel.numpy(), mask * d_effective, rtol=1e-5)
+
+
+def test_movement_pruned_weight_returns_when_its_score_rises():
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    mask = mask_for(scoring.movement(scores), 0.5)
+    assert mask.tolist() == [0, 0, 1, 1]
+    scores[0] = 1.0
+    assert mask_for(scoring.movement(scores), 0.5).tolist() == [1, 0, 0, 1]
+
+
+def test_magnitude_keeps_pruned_weights_pruned():
+    kernel = np.array([5.0, 0.1, 3.0, 2.0])
+    mask = np.array([0.0, 1.0, 1.0, 1.0])  # the largest weight was already pruned
+    assert mask_for(scoring.magnitude(kernel, mask), 0.5).tolist() == [0, 0, 1, 1]
+
+
+def test_reward_update_rule_and_sign():
+    ema = tf.constant([0.0, 0.4, 0.4, 0.7])
+    visits = tf.constant([0.0, 2.0, 2.0, 0.0])
+    probe = tf.constant([1.0, 1.0, 0.0, 0.0])
+    # r = L_probe - L_full: removing E raised the loss by 0.8 -> E is useful
+    new = reward_update(ema, visits, probe, tf.constant(0.8), alpha=0.25).numpy()
+    np.testing.assert_allclose(new, [0.8, 0.75 * 0.4 + 0.25 * 0.8, 0.4, 0.7])
+
+
+def test_spt_ranking_tiers():
+    kernel = np.array([9.0, 0.1, 5.0, 0.2, 3.0, 1.0])
+    mask = np.array([1, 1, 1, 1, 1, 0], np.float32)
+    ema = np.array([-0.1, 0.5, 0.0, 0.0, 0.2, 0.0])
+    visits = np.array([3, 1, 1, 0, 2, 0])
+    importance = scoring.spt_importance(scoring.spt_sort_keys(kernel, mask, ema, visits))
+    # closed first: pruned (5), harmless by ema then |w| (0 with -0.1, then 2 with 0.0),
+    # unprobed by |w| (3), useful by ema (4 with 0.2, then 1 with 0.5)
+    assert np.argsort(importance).tolist() == [5, 0, 2, 3, 4, 1]
+
+
+def _kernels(n=2, shape=(6, 4)):
+    out = []
+    for i in range(n):
+        layer = GatedDense(shape[1])
+        layer.build((None, shape[0]))
+        out.append(PrunableKernel(0, PRUNABLE_ROLES[i % 6], layer))
+    return out
+
+
+def test_probe_sets_differ_between_same_shaped_layers_and_steps():
+    explorer = SptExplorer(_kernels(2, (40, 40)), epsilon=0.05, alpha=0.1, per_layer=False, seed=3)
+    a = explorer.select(explorer.kernels[0].layer.mask).numpy()
+    b = explorer.select(explorer.kernels[1].layer.mask).numpy()
+    c = explorer.select(explorer.kernels[0].layer.mask).numpy()
+    assert a.sum() == b.sum() == np.ceil(0.05 * 1600)
+    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_probe_only_draws_active_weights():
+    explorer = SptExplorer(_kernels(1, (10, 10)), epsilon=0.5, alpha=0.1, per_layer=False, seed=0)
+    mask = np.ones((10, 10), np.float32)
+    mask[:6] = 0.0
+    explorer.kernels[0].layer.mask.assign(mask)
+    chosen = explorer.select(explorer.kernels[0].layer.mask).numpy()
+    assert chosen.sum() == 20 and chosen[:6].sum() == 0
+
+
+def test_per_layer_exploration_cycles_roles():
+    model = build_model(micro_config().architecture(), 2)
+    kernels = prunable_kernels(model)
+    explorer = SptExplorer(kernels, epsilon=0.01, alpha=0.5, per_layer=True, seed=0)
+    explorer.exploring.assign(True)
+    masks_before = [k.layer.mask.numpy().copy() for k in kernels]
+    for step in range(7):
+        explorer.probe(lambda: tf.constant(1.0), tf.constant(0.5))
+        role = PRUNABLE_ROLES[step % 6]
+        visited = {k.role for k, v in zip(kernels, explorer.visits) if v.numpy().sum() > 0}
+        expected = set(PRUNABLE_ROLES[: min(step + 1, 6)])
+        assert visited == expected, (step, role)
+    for k, before in zip(kernels, masks_before):
+        np.testing.assert_array_equal(k.layer.mask.numpy(), before)  # probing restores masks exactly
+    query_visits = explorer.visits[0].numpy()
+    assert query_visits.sum() == 2 * np.ceil(0.01 * query_visits.size)  # steps 0 and 6
+
+
+def test_spt_prunes_planted_irrelevant_weights_first():
+    """Inputs 4..7 are always zero: their weights provably cannot change the loss.
+
+    They are also the LARGEST weights, so magnitude pruning would keep them;
+    SPT must close them first because removing them never raises the loss.
+    """
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 8), np.float32)
+    x[:, :4] = rng.normal(size=(64, 4))
+    layer = GatedDense(2, use_bias=False)
+    layer.build((None, 8))
+    kernel = rng.uniform(0.2, 0.5, size=(8, 2)).astype(np.float32)
+    kernel[4:] = rng.uniform(2.0, 3.0, size=(4, 2))  # irrelevant but large
+    layer.kernel.assign(kernel)
+    target = x @ kernel
+    kernels = [PrunableKernel(0, "query", layer)]
+    explorer = SptExplorer(kernels, epsilon=0.05, alpha=0.2, per_layer=False, seed=1)  # 1 weight per probe
+    explorer.exploring.assign(True)
+    loss = lambda: tf.reduce_mean((layer(tf.constant(x)) - target) ** 2)
+
+    @tf.function
+    def step():
+        return explorer.probe(loss, loss())
+
+    for _ in range(200):
+        step()
+    ema, visits = explorer.state(0)
+    assert (visits > 0).all()
+    np.testing.assert_array_equal(ema[4:], 0.0)  # removing an irrelevant weight changes nothing
+    assert (ema[:4] > 0).all()  # removing a relevant weight raises the loss
+    importance = scoring.spt_importance(scoring.spt_sort_keys(kernel, layer.mask.numpy(), ema, visits))
+    mask = mask_for(importance.reshape(kernel.shape), 0.5)
+    np.testing.assert_array_equal(mask[4:], 0.0)
+    np.testing.assert_array_equal(mask[:4], 1.0)
+    magnitude_mask = mask_for(scoring.magnitude(kernel, layer.mask.numpy()), 0.5)
+    assert magnitude_mask[4:].sum() == 8  # magnitude keeps exactly the wrong ones
+
+
+def test_trainer_without_pruning_callback_fails_loudly():
+    from gated_bert.pruning.pruner import Pruner
+    from gated_bert.training.trainer import PruningTrainer
+
+    config = micro_config(pruning_method="magnitude", pruning_start_epoch=1, pruning_end_epoch=2)
+    model = build_model(config.architecture(), 2)
+    trainer = PruningTrainer(model, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                             pruner=Pruner(config, model, 10))
+    trainer.compile(optimizer="adam")
+    with pytest.raises(RuntimeError, match="PruningCallback"):
+        trainer.fit(tf.data.Dataset.from_tensors(({"token_ids": [[2, 3]], "segment_ids": [[0, 0]]}, [1])))

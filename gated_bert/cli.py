@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(err.ctx.get_help())
         sys.exit(0)
     except click.UsageError as err:
-        click.echo(f"Error: {' '.join(err.format_message().split())}", err=True)
+        where = err.ctx.command_path if err.ctx else "gated-bert"
+        click.echo(f"Error: {' '.join(err.format_message().split())} (see '{where} --help')", err=True)
         sys.exit(2)
     except click.ClickException as err:
         click.echo(f"Error: {' '.join(err.format_message().split())}", err=True)

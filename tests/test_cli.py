@@ -1,0 +1,128 @@
+"""Bad input on the command line: one line on stderr, exit code 2, nothing written."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gated_bert.cli import main
+from tests.conftest import REPO, write_sst2
+
+FLAG_CASES = [
+    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--epochs", "x"], "'x' is not a valid integer"),
+    (["--batch-size", "-1"], "batch_size must be a positive integer, got -1"),
+    (["--learning-rate", "abc"], "'abc' is not a valid float"),
+    (["--learning-rate", "-1"], "learning_rate must be a positive number, got -1.0"),
+    (["--model-size", "huge"], "unknown model_size 'huge'"),
+    (["--task", "foo"], "unknown task 'foo'"),
+    (["--pruning-method", "random"], "unknown pruning_method 'random'"),
+    (["--end-sparsity", "1.2"], "end_sparsity must be in [0, 1), got 1.2"),
+    (["--start-sparsity", "-0.1"], "start_sparsity must be in [0, 1), got -0.1"),
+    (["--start-sparsity", "0.5", "--end-sparsity", "0.3"], "start_sparsity (0.5) must be <= end_sparsity (0.3)"),
+    (["--pruning-start-epoch", "0"], "pruning_start_epoch must be a positive integer, got 0"),
+    (["--pruning-start-epoch", "9", "--pruning-end-epoch", "3"], "pruning_start_epoch (9) must be <= pruning_end_epoch (3)"),
+    (["--sparsity-steps", "10 5"], "sparsity_steps must be strictly increasing, got 10.0 then 5.0"),
+    (["--sparsity-steps", "a b"], "is not a list of numbers like '10 25 50 90'"),
+    (["--sparsity-steps", "0 50"], "sparsity_steps values must be within (0, 100) percent, got 0.0"),
+    (["--spt-explore-per-layer", "maybe"], "'maybe' is not a valid boolean"),
+    (["--spt-epsilon", "2"], "spt_epsilon must be in (0, 0.5], got 2.0"),
+    (["--spt-epsilon", "lots"], "'lots' is not a valid float (or 'auto')"),
+    (["--spt-reward-alpha", "0"], "spt_reward_alpha must be in (0, 1], got 0.0"),
+    (["--movement-schedule", "exp"], "unknown movement_schedule 'exp'"),
+    (["--d-model", "100", "--num-heads", "3"], "d_model (100) must be divisible by num_heads (3)"),
+    (["--max-len", "2"], "max_len must be at least 4, got 2"),
+    (["--dropout-rate", "1.5"], "dropout_rate must be in [0, 1), got 1.5"),
+    (["--verbose", "7"], "verbose must be 0, 1 or 2, got 7"),
+    (["--no-such-flag", "1"], "No such option '--no-such-flag'. (see 'gated-bert train --help')"),
+    (["--num-layers", "abc"], "'abc' is not a valid int (or 'auto')"),
+    (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+    (["--max-train-samples", "0"], "max_train_samples must be a positive integer, got 0"),
+    (["--pruning-scope", "rows"], "unknown pruning_scope 'rows'"),
+    (["--weight-decay", "2"], "weight_decay must be in [0, 1), got 2.0"),
+]
+
+
+def _run_main(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("flags, message", FLAG_CASES, ids=[" ".join(f) for f, _ in FLAG_CASES])
+def test_bad_flags(flags, message, capsys, tmp_path):
+    code, err = _run_main(["train", "--output-root", str(tmp_path), *flags], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if not line.startswith("Warning:")]
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _bad_data(root):
+    write_sst2(root)
+    (root / "SST-2" / "dev.tsv").write_text("sentence\tlabel\nfine\t1\nodd\tmaybe\n")
+
+
+def _ragged(root):
+    write_sst2(root)
+    (root / "SST-2" / "train.tsv").write_text("sentence\tlabel\na\t1\nb\t0\tx\n")
+
+
+DATA_CASES = [
+    (lambda root: None, ["--data-dir", "{root}/missing"], "data directory '{root}/missing' does not exist"),
+    (lambda root: root.mkdir(exist_ok=True), ["--data-dir", "{root}"], "no SST-2/ folder in '{root}'"),
+    (_bad_data, ["--data-dir", "{root}"], "dev.tsv' line 3: unknown label 'maybe' for sst2"),
+    (_ragged, ["--data-dir", "{root}"], "malformed TSV"),
+    (lambda root: write_sst2(root), ["--data-dir", "{root}", "--task", "rte"], "no RTE/ folder in"),
+    (lambda root: write_sst2(root), ["--data-dir", "{root}", "--tokenizer", "{root}/nope/vocab.txt"],
+     "tokenizer vocabulary '{root}/nope/vocab.txt' does not exist"),
+    (lambda root: write_sst2(root), ["--data-dir", "{root}", "--tokenizer", "{root}/tok.json"],
+     "tokenizer file '{root}/tok.json' does not exist"),
+]
+
+
+@pytest.mark.parametrize("setup, flags, message", DATA_CASES, ids=range(len(DATA_CASES)))
+def test_bad_data_inputs(setup, flags, message, capsys, tmp_path):
+    root = tmp_path / "glue"
+    setup(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["train", "--output-root", str(out), "--model-size", "tiny", "--epochs", "1", "--pruning-method", "none"]
+    code, err = _run_main(argv + [f.format(root=root) for f in flags], capsys)
+    assert code == 2
+    assert err.startswith("Error: ") and len(err.splitlines()) == 1
+    assert message.format(root=root) in err
+    assert list(out.iterdir()) == []  # no half-written run
+
+
+def test_environment_value_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCHMARK_EPOCHS", "ten")
+    code, err = _run_main(["train", "--output-root", str(tmp_path)], capsys)
+    assert code == 2 and err == "Error: environment variable BENCHMARK_EPOCHS must be an integer, got 'ten'"
+
+
+def test_real_process_exit_code_and_help():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    bad = subprocess.run([sys.executable, "-m", "gated_bert.cli", "train", "--end-sparsity", "1.5"],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "Error: end_sparsity must be in [0, 1), got 1.5"
+    assert "Traceback" not in bad.stderr
+    helped = subprocess.run([sys.executable, "-m", "gated_bert.cli", "train", "--help"],
+                            capture_output=True, text=True, env=env, cwd=REPO)
+    assert helped.returncode == 0
+    for option in ("--model-size", "--end-sparsity", "--pruning-start-epoch", "--data-dir", "--spt-epsilon",
+                   "--movement-pruning-frequency-steps", "--sparsity-steps"):
+        assert option in helped.stdout
+    text = " ".join(helped.stdout.split())
+    assert "[default: 0.99]" in text and "[default: 96]" in text and "[default: spt]" in text
+
+
+def test_cli_options_parse_to_config():
+    from gated_bert.cli import build_config
+
+    config = build_config(dict(model_size="tiny", sparsity_steps=(10.0, 50.0), spt_explore_per_layer=True,
+                               data_dir=None, epochs=10))
+    assert config.sparsity_steps == (10.0, 50.0) and config.spt_explore_per_layer and config.epochs == 10

@@ -1,0 +1,87 @@
+"""The real path: `mlflow run . -e train` on real SST-2 into a temporary sqlite store."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO, micro_config
+
+
+def _env(tracking_uri):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
+@pytest.mark.slow
+def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = tmp_path / "out"
+    cmd = [
+        "mlflow", "run", str(REPO), "-e", "train", "--env-manager", "local", "--experiment-name", "e2e",
+        "-P", "model_size=tiny", "-P", "epochs=2", "-P", f"data_dir={glue_dir}", "-P", "max_train_samples=600",
+        "-P", "max_eval_samples=200", "-P", "batch_size=32", "-P", "learning_rate=1e-4",
+        "-P", "pruning_method=magnitude", "-P", "pruning_start_epoch=1", "-P", "end_sparsity=0.5",
+        "-P", f"output_root={out}", "-P", "verbose=1",
+    ]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(uri), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model_size"] == "tiny" and params["pruning_method"] == "magnitude"
+    assert params["resolved.pruning_end_epoch"] == "2"  # capped from 23
+    assert params["num_layers"] == "2" or params.get("resolved.num_layers") == "2"
+    for key in ("train_loss", "eval_loss", "eval_accuracy", "sparsity", "sparsity/layer_1/ffn_out",
+                "epoch_seconds", "examples_per_second", "sparsity_all_params"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+    sparsity = [m.value for m in client.get_metric_history(run.info.run_id, "sparsity")]
+    assert sparsity == pytest.approx([0.0, 0.5])
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "results")}
+    names = {p.split("/")[-1].split("_2")[0] for p in artifacts}
+    assert {"results_magnitude", "metadata_magnitude", "accuracy_sparsity_magnitude", "loss_sparsity_magnitude",
+            "sparsity_heatmap_magnitude", "config.json"} <= names
+    results_dir = out / "results_magnitude_sst2"
+    metadata = json.loads(next(results_dir.glob("metadata_*.json")).read_text())
+    assert metadata["num_train_examples"] == 600 and metadata["data_source"] == str(glue_dir)
+    assert (out / "experiment_logs").is_dir() and any((out / "checkpoints_magnitude_sst2").rglob("*.weights.h5"))
+
+    # the logged model reloads in a fresh process and reproduces the logged eval metric
+    script = f"""
+import mlflow, pandas as pd, csv
+from sklearn.metrics import accuracy_score
+mlflow.set_tracking_uri({uri!r})
+model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
+dev = pd.read_csv({str(glue_dir / "SST-2" / "dev.tsv")!r}, sep="\\t", quoting=csv.QUOTE_NONE).head(200)
+print(accuracy_score(dev["label"], model.predict(dev[["sentence"]])))
+"""
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(uri),
+                            capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert float(loaded.stdout.strip().splitlines()[-1]) == pytest.approx(run.data.metrics["eval_accuracy"])
+
+
+def test_failed_and_interrupted_runs_are_never_left_running(tmp_path):
+    from gated_bert import tracking
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    config = micro_config(experiment_name="status")
+    for error, status in ((RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")):
+        with pytest.raises(type(error)), tracking.start_run(config) as run:
+            raise error
+        assert MlflowClient().get_run(run.info.run_id).info.status == status
+    with tracking.start_run(config) as run:
+        pass
+    assert MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"

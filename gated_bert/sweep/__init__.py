@@ -1,0 +1,1 @@
+"""Optuna sweeps over SPT and schedule settings, tracked as nested MLflow runs."""

@@ -112,6 +112,40 @@ def train(**values):
     )
 
 
+@cli.command()
+@click.option("--n-trials", type=int, default=10, show_default=True, help="Trials in total, across all workers.")
+@click.option("--n-jobs", type=int, default=1, show_default=True, help="Parallel worker processes.")
+@click.option("--study-name", default="gated-bert-sweep", show_default=True,
+              help="Optuna study; re-using a name continues that study.")
+@click.option("--storage", type=OptionalParam(str), default=None, show_default="auto",
+              help="Optuna storage URL (e.g. postgresql://...) or journal file "
+                   "(default: optuna_journal.log next to the MLflow store).")
+@click.option("--sampler", default="tpe", show_default=True, help="tpe or random.")
+@click.option("--pruner", default="median", show_default=True, help="median, hyperband or none.")
+@click.option("--timeout", type=OptionalParam(float), default=None, show_default="auto",
+              help="Stop starting new trials after this many seconds (per worker).")
+@click.option("--search-space", type=OptionalParam(str), default=None, show_default="auto",
+              help="YAML/JSON file that narrows or replaces the default search space.")
+@config_options
+def sweep(n_trials, n_jobs, study_name, storage, sampler, pruner, timeout, search_space, **values):
+    """Optuna search over SPT and schedule settings; trials are nested MLflow runs."""
+    config = build_config(values)
+    from gated_bert.sweep.runner import SweepSettings, run_sweep
+
+    settings = SweepSettings(
+        n_trials=n_trials, n_jobs=n_jobs, study_name=study_name, storage=storage, sampler=sampler,
+        pruner=pruner, timeout=timeout, seed=config.seed, search_space=search_space,
+    )
+    from gated_bert.run import configure_logging
+
+    configure_logging(config.verbose)
+    result = run_sweep(config, settings)
+    click.echo(
+        f"sweep run {result.parent_run_id}: study {result.study_name} in {result.storage}; "
+        f"trials {result.states}; best value {result.best_value} with {result.best_params}"
+    )
+
+
 def _one_line_warnings() -> None:
     warnings.showwarning = lambda message, category, *args, **kwargs: click.echo(
         f"Warning: {message}", err=True

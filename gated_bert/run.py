@@ -48,6 +48,9 @@ def train(
     nested: bool = False,
     tags: dict[str, str] | None = None,
     on_epoch_end=None,
+    parent_run_id: str | None = None,
+    experiment_id: str | None = None,
+    finished_on: tuple = (),
 ) -> RunResult:
     """Train, evaluate each epoch, write results and log everything to MLflow.
 
@@ -60,6 +63,9 @@ def train(
         nested: start the run nested under the active run (sweeps, experiments).
         tags: extra MLflow tags.
         on_epoch_end: optional `fn(row)` after each epoch (e.g. Optuna reporting).
+        parent_run_id: make the run a child of this run (from another process).
+        experiment_id: the parent's experiment.
+        finished_on: exceptions that end the run FINISHED (a pruned trial).
     """
     configure_logging(config.verbose)
     from gated_bert.data.glue import load_task
@@ -85,7 +91,10 @@ def train(
     all_tags = {"method": config.method_name, "task": task.name, "model_size": config.model_size}
     all_tags.update(tags or {})
     try:
-        with tracking.start_run(config, run_name or f"{config.method_name}_{task.name}", nested, all_tags) as run:
+        with tracking.start_run(
+            config, run_name or f"{config.method_name}_{task.name}", nested, all_tags,
+            parent_run_id=parent_run_id, experiment_id=experiment_id, finished_on=finished_on,
+        ) as run:
             tracking.log_config(config)
             log.info("MLflow run %s; config %s", run.info.run_id, config.to_json().replace("\n", ""))
 

@@ -42,22 +42,40 @@ _REQUIREMENTS = [
 
 
 @contextlib.contextmanager
-def start_run(config: GatedBertConfig, run_name: str | None = None, nested: bool = False, tags=None):
+def start_run(
+    config: GatedBertConfig,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags=None,
+    parent_run_id: str | None = None,
+    experiment_id: str | None = None,
+    finished_on: tuple[type[BaseException], ...] = (),
+):
     """An MLflow run that ends FINISHED, FAILED (error) or KILLED (Ctrl-C/SIGTERM).
 
     Under `mlflow run` (MLFLOW_RUN_ID set) the run that MLflow created is used,
-    in the experiment given to `mlflow run` (--experiment-name).
+    in the experiment given to `mlflow run` (--experiment-name). With
+    `parent_run_id` (another process's run) the run is created as its child in
+    `experiment_id`. Exceptions in `finished_on` (e.g. a pruned trial) end the
+    run FINISHED and propagate.
     """
+    tags = dict(tags or {})
     launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
-    if launched:
-        run = mlflow.start_run(tags=tags or {})
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    elif launched:
+        run = mlflow.start_run(tags=tags)
         if run_name:
             mlflow.set_tag("mlflow.runName", run_name)
     else:
         mlflow.set_experiment(config.effective_experiment_name)
-        run = mlflow.start_run(run_name=run_name, nested=nested, tags=tags or {})
+        run = mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
     try:
         yield run
+    except finished_on:
+        mlflow.end_run(status="FINISHED")
+        raise
     except (KeyboardInterrupt, SystemExit):
         mlflow.end_run(status="KILLED")
         raise
@@ -66,6 +84,18 @@ def start_run(config: GatedBertConfig, run_name: str | None = None, nested: bool
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: dict) -> None:
+    mlflow.log_params({k: "" if v is None else v for k, v in params.items()})
+
+
+def tag_trial_run(experiment_id: str, tags: dict[str, str], state: str) -> None:
+    """Tag the run of a trial (found by its study and trial tags) with its Optuna state."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = mlflow.search_runs([experiment_id], filter_string=query, output_format="list")
+    for run in runs:
+        mlflow.MlflowClient().set_tag(run.info.run_id, "optuna.trial_state", state)
 
 
 def log_config(config: GatedBertConfig) -> None:

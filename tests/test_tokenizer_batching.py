@@ -7,7 +7,8 @@ from gated_bert.data.glue import Split
 TEXTS = ["the movie was good", "the plot was bad", "a good good film", "bad acting"] * 5
 
 
-def test_wordpiece_is_cached_and_keyed_by_inputs():
+def test_wordpiece_is_cached_and_keyed_by_inputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATED_BERT_CACHE", str(tmp_path))
     first = tok.train_wordpiece(TEXTS, 100)
     files = list(tok.cache_dir().glob("*.json"))
     assert len(files) == 1

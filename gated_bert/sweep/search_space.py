@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def _parse_spec(name: str, raw: Any, source: str) -> ParamSpec:
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{source}: {name} is categorical and needs a non-empty list of choices")
-        return ParamSpec(kind, choices=tuple(choices))
+        return ParamSpec(kind, choices=tuple(_coerce(name, c, source) for c in choices))
     try:
         low, high = float(raw["low"]), float(raw["high"])
     except (KeyError, TypeError, ValueError):
@@ -86,6 +87,18 @@ def _parse_spec(name: str, raw: Any, source: str) -> ParamSpec:
     if log and low <= 0:
         raise ConfigError(f"{source}: {name} is log-scaled and needs low > 0, got {low}")
     return ParamSpec(kind, low, high, log)
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """YAML reads 1.0e12 as a string; give numeric fields numbers."""
+    hint = typing.get_type_hints(GatedBertConfig)[name]
+    numeric = next((t for t in (float, int) if t is hint or t in typing.get_args(hint)), None)
+    if numeric is None or not isinstance(value, str):
+        return value
+    try:
+        return numeric(float(value)) if numeric is int else float(value)
+    except ValueError:
+        raise ConfigError(f"{source}: {name} choice {value!r} is not a number") from None
 
 
 def load_space(path: str | None, epochs: int) -> dict[str, ParamSpec]:

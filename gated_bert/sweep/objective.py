@@ -1,0 +1,69 @@
+"""The Optuna objective: one training run per trial, reported every epoch."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from gated_bert.config import GatedBertConfig
+from gated_bert.sweep.search_space import load_space, suggest_config
+from gated_bert.tasks import TASKS
+
+
+class TrialFailed(RuntimeError):
+    """The trial's final metric is missing or not finite."""
+
+
+class Objective:
+    """Train the sampled config; return the task's main dev metric at the final epoch.
+
+    Args:
+        base: fixed settings of every trial.
+        settings: the sweep's settings (search space file).
+        parent_run_id: MLflow parent run of the sweep.
+        experiment_id: its experiment.
+    """
+
+    def __init__(self, base: GatedBertConfig, settings, parent_run_id: str, experiment_id: str):
+        self.base = base
+        self.space = load_space(settings.search_space, base.epochs)
+        self.study_name = settings.study_name
+        self.parent_run_id = parent_run_id
+        self.experiment_id = experiment_id
+        self.metric = f"eval_{TASKS[base.task].main_metric}"
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from gated_bert import tracking
+        from gated_bert.run import train
+
+        config = suggest_config(trial, self.space, self.base)
+        tags = {"optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)}
+
+        def report(row):
+            value = row.get(self.metric, float("nan"))
+            if math.isfinite(value):
+                trial.report(value, int(row["epoch"]))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {int(row['epoch'])} ({self.metric}={value:.4f})")
+
+        try:
+            result = train(
+                config, run_name=f"trial_{trial.number}", tags=tags, on_epoch_end=report,
+                parent_run_id=self.parent_run_id, experiment_id=self.experiment_id,
+                finished_on=(optuna.TrialPruned,),
+            )
+        except optuna.TrialPruned:
+            tracking.tag_trial_run(self.experiment_id, tags, "PRUNED")
+            raise
+        except BaseException:
+            tracking.tag_trial_run(self.experiment_id, tags, "FAIL")
+            raise
+        value = result.final.get(f"final_{self.metric}", float("nan"))
+        trial.set_user_attr("final_sparsity", result.final.get("final_sparsity"))
+        trial.set_user_attr("mlflow_run_id", result.run_id)
+        if not math.isfinite(value):
+            tracking.tag_trial_run(self.experiment_id, tags, "FAIL")
+            raise TrialFailed(f"{self.metric} is {value}")
+        tracking.tag_trial_run(self.experiment_id, tags, "COMPLETE")
+        return value

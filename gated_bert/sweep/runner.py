@@ -1,0 +1,242 @@
+"""`run_sweep`: an Optuna study over training configs, trials as MLflow child runs.
+
+The parent process validates everything, creates the MLflow parent run and the
+Optuna study (storage initialized once, before any worker starts), then starts
+`n_jobs` worker processes. Each worker runs its share of the `n_trials` trials
+with TensorFlow's thread pools sized to cores // n_jobs, logging each trial as
+a child run of the parent. At the end the parent logs the best value and
+params, a CSV of all trials and the Optuna plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from gated_bert.config import GatedBertConfig
+from gated_bert.errors import ConfigError
+
+log = logging.getLogger("gated_bert")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How to search (the base config says what to train)."""
+
+    n_trials: int = 10
+    n_jobs: int = 1
+    study_name: str = "gated-bert-sweep"
+    storage: str | None = None  # Optuna storage URL or journal file; default: next to the MLflow store
+    sampler: str = "tpe"
+    pruner: str = "median"
+    timeout: float | None = None
+    seed: int = 0
+    search_space: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise ConfigError(f"n_trials must be a positive integer, got {self.n_trials!r}")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ConfigError(f"n_jobs must be a positive integer, got {self.n_jobs!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if not self.study_name.strip():
+            raise ConfigError("study_name must not be empty")
+
+
+@dataclass
+class SweepResult:
+    parent_run_id: str
+    study_name: str
+    storage: str
+    best_value: float | None
+    best_params: dict
+    states: dict[str, int]
+
+
+# ------------------------------------------------------------------ storage
+def default_storage_path() -> Path:
+    """A journal file next to the MLflow store (sqlite file's folder, else cwd)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).resolve().parent / "optuna_journal.log"
+    return Path.cwd() / "optuna_journal.log"
+
+
+def make_storage(spec: str):
+    """An Optuna storage: an RDB URL as is, anything else a journal file path."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" in spec:
+        return optuna.storages.RDBStorage(spec)
+    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+
+
+def make_sampler(settings: SweepSettings, worker: int):
+    import optuna
+
+    seed = settings.seed + worker  # distinct streams, so parallel workers do not propose the same point
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(settings: SweepSettings):
+    import optuna
+
+    return {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(),
+        "none": lambda: optuna.pruners.NopPruner(),
+    }[settings.pruner]()
+
+
+# ------------------------------------------------------------------- worker
+@dataclass(frozen=True)
+class WorkerJob:
+    base_json: str
+    settings: SweepSettings
+    storage: str
+    n_trials: int
+    index: int
+    threads: int
+    tracking_uri: str
+    parent_run_id: str
+    experiment_id: str
+
+
+def _set_thread_env(threads: int) -> None:
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+def worker_main(job: WorkerJob) -> None:
+    """Entry of a worker process: run `job.n_trials` trials of the study."""
+    os.environ.pop("MLFLOW_RUN_ID", None)  # trials are children, never the launched run itself
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _set_thread_env(job.threads)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> runs KILLED
+    import mlflow
+    import optuna
+
+    mlflow.set_tracking_uri(job.tracking_uri)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = GatedBertConfig.from_json(job.base_json)
+    study = optuna.load_study(
+        study_name=job.settings.study_name,
+        storage=make_storage(job.storage),
+        sampler=make_sampler(job.settings, job.index),
+        pruner=make_pruner(job.settings),
+    )
+    from gated_bert.sweep.objective import Objective
+
+    objective = Objective(base, job.settings, job.parent_run_id, job.experiment_id)
+    study.optimize(objective, n_trials=job.n_trials, timeout=job.settings.timeout, catch=(Exception,))
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# ------------------------------------------------------------------- parent
+def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
+    """Run the study; returns where it is and what it found."""
+    from gated_bert.data.glue import load_task
+    from gated_bert.sweep.search_space import load_space, suggest_config
+    from gated_bert.tasks import TASKS
+
+    space = load_space(settings.search_space, base.epochs)  # bad files fail before any trial
+    _check_space(space, base, suggest_config)
+    load_task(base.task, base.data_dir)  # bad data fails before any trial
+    import mlflow
+    import optuna
+
+    from gated_bert import tracking
+    from gated_bert.sweep import report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    storage = settings.storage or str(default_storage_path())
+    task = TASKS[base.task]
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=make_storage(storage),
+        direction=task.direction,
+        load_if_exists=True,
+    )
+    before = len(study.trials)
+    workers = min(settings.n_jobs, settings.n_trials)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    tags = {"optuna.study_name": settings.study_name, "optuna.storage": storage, "sweep": "parent"}
+    with tracking.start_run(base, run_name=f"sweep_{settings.study_name}", tags=tags) as parent:
+        tracking.log_config(base)
+        tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items()})
+        experiment_id = parent.info.experiment_id
+        jobs = [
+            WorkerJob(base.to_json(), settings, storage, n, i, threads, mlflow.get_tracking_uri(),
+                      parent.info.run_id, experiment_id)
+            for i, n in enumerate(_split(settings.n_trials, workers))
+        ]
+        log.info("study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
+                 settings.study_name, storage, settings.n_trials, workers, threads, before)
+        _run_workers(jobs)
+        study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
+        result = report.log_study(study, storage)
+    return SweepResult(parent.info.run_id, settings.study_name, storage, *result)
+
+
+def _check_space(space, base, suggest_config) -> None:
+    """Draw one config from the space with a throwaway trial, so bad spaces fail now."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    suggest_config(probe.ask(), space, base)
+
+
+def _run_workers(jobs: list[WorkerJob]) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=worker_main, args=(job,), name=f"sweep-worker-{job.index}")
+                 for job in jobs]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        _stop(processes)
+        raise
+    failed = [p.name for p in processes if p.exitcode not in (0, None)]
+    if failed:
+        log.warning("worker(s) %s exited with an error; see their trials' MLflow runs", failed)
+
+
+def _stop(processes) -> None:
+    """Ctrl-C: interrupt every worker (their runs end KILLED), then make sure they are gone."""
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.time() + 60
+    for process in processes:
+        process.join(max(0.0, deadline - time.time()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def is_finite(value) -> bool:
+    return value is not None and math.isfinite(value)

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -85,6 +86,7 @@ def _dual_axis(rows, left_keys, left_label, title, path: Path) -> None:
         if key in rows[0]:
             left.plot(epochs, [r[key] for r in rows], marker="o", label=key)
     left.set_xlabel("epoch")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel(left_label)
     right = left.twinx()
     right.plot(epochs, [r.get("sparsity", 0.0) for r in rows], "k--", marker="s", label="sparsity")

@@ -51,6 +51,7 @@ def train(
     parent_run_id: str | None = None,
     experiment_id: str | None = None,
     finished_on: tuple = (),
+    progress_file: Path | None = None,
 ) -> RunResult:
     """Train, evaluate each epoch, write results and log everything to MLflow.
 
@@ -66,6 +67,7 @@ def train(
         parent_run_id: make the run a child of this run (from another process).
         experiment_id: the parent's experiment.
         finished_on: exceptions that end the run FINISHED (a pruned trial).
+        progress_file: live progress JSON for a parent process (experiments).
     """
     configure_logging(config.verbose)
     from gated_bert.data.glue import load_task
@@ -105,7 +107,8 @@ def train(
                     on_epoch_end(row)
 
             fit_started = time.time()
-            result = fit(config, prepared, on_epoch_end=epoch_end, checkpoint_dir=paths.checkpoints_dir)
+            result = fit(config, prepared, on_epoch_end=epoch_end, checkpoint_dir=paths.checkpoints_dir,
+                         progress_file=progress_file)
             fit_seconds = time.time() - fit_started
             rows = result.rows
             final = rows[-1]

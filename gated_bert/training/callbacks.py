@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -128,3 +130,45 @@ class EpochEndHook(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.fn(self.recorder.rows[-1])
+
+
+class ProgressFile(keras.callbacks.Callback):
+    """Writes the run's progress as JSON (atomically) for a parent process to show.
+
+    Fields: epoch, epochs, step, steps, metric (name), value, sparsity. Written at
+    most every `interval` seconds during an epoch, and after every epoch.
+    """
+
+    def __init__(self, path: Path, epochs: int, steps: int, metric: str, interval: float = 0.5):
+        super().__init__()
+        self.path = Path(path)
+        self.state = {"epoch": 0, "epochs": epochs, "step": 0, "steps": steps, "metric": metric,
+                      "value": None, "sparsity": 0.0}
+        self.interval = interval
+        self._last = 0.0
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state))
+        os.replace(tmp, self.path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state.update(epoch=epoch + 1, step=0)
+        self._write()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state["step"] = batch + 1
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = logs.get(self.state["metric"])
+        self.state.update(
+            step=self.state["steps"],
+            value=None if value is None else float(value),
+            sparsity=float(logs.get("sparsity", self.state["sparsity"])),
+        )
+        self._write()

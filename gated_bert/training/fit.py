@@ -26,6 +26,7 @@ from gated_bert.training.callbacks import (
     Evaluation,
     HistoryRecorder,
     NanGuard,
+    ProgressFile,
 )
 from gated_bert.training.trainer import PruningTrainer
 
@@ -109,6 +110,7 @@ def fit(
     prepared: PreparedData,
     on_epoch_end=None,
     checkpoint_dir: Path | None = None,
+    progress_file: Path | None = None,
 ) -> FitResult:
     """Train `config`'s model on `prepared` data; returns the per-epoch rows.
 
@@ -117,6 +119,7 @@ def fit(
         prepared: encoded data from `prepare_data`.
         on_epoch_end: optional `fn(row)` called with each epoch's row.
         checkpoint_dir: where per-epoch weights go (None: no checkpoints).
+        progress_file: where to write live progress JSON (None: nowhere).
     """
     keras.utils.set_random_seed(config.seed)
     task = prepared.task
@@ -146,6 +149,8 @@ def fit(
     run_callbacks.append(recorder)
     if on_epoch_end is not None:
         run_callbacks.append(EpochEndHook(recorder, on_epoch_end))
+    if progress_file is not None:
+        run_callbacks.append(ProgressFile(progress_file, config.epochs, steps_per_epoch, f"eval_{task.main_metric}"))
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
     trainer.fit(train_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False)
     return FitResult(classifier, recorder.rows, pruner)

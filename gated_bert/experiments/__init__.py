@@ -1,0 +1,1 @@
+"""Run several pruning methods side by side (sequentially or in parallel)."""

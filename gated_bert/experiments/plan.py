@@ -1,0 +1,93 @@
+"""What an `experiments` invocation will run: methods x one shared config."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from gated_bert.config import GatedBertConfig
+from gated_bert.errors import ConfigError
+
+METHODS = {"baseline": "none", "magnitude": "magnitude", "movement": "movement", "spt": "spt"}
+DEFAULT_METHODS = ("magnitude", "movement", "spt", "baseline")
+OUTPUT_MODES = ("bars", "logs", "both")
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    methods: tuple[str, ...]  # baseline | magnitude | movement | spt
+    configs: tuple[GatedBertConfig, ...]  # one per method, same order
+    parallel: bool
+    max_parallel_jobs: int
+    output_mode: str | None  # None: ask on a terminal, bars otherwise
+
+    @property
+    def base(self) -> GatedBertConfig:
+        return self.configs[0]
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not methods:
+        raise ConfigError("-p/--pruning-methods needs at least one of: baseline, magnitude, movement, spt")
+    for method in methods:
+        if method not in METHODS:
+            raise ConfigError(
+                f"unknown pruning method {method!r} in -p/--pruning-methods; choose from "
+                "baseline, magnitude, movement, spt (comma-separated)"
+            )
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"-p/--pruning-methods lists a method twice: {text!r}")
+    return methods
+
+
+def make_plan(
+    values: dict,
+    methods_text: str,
+    parallel: bool,
+    max_parallel_jobs: int | None,
+    output_mode: str | None,
+) -> ExperimentPlan:
+    """Build one validated config per method from shared values (config field names)."""
+    methods = parse_methods(methods_text)
+    if max_parallel_jobs is not None and max_parallel_jobs < 1:
+        raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
+    if output_mode is not None and output_mode not in OUTPUT_MODES:
+        raise ConfigError(f"unknown --output-mode {output_mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
+    configs = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for method in methods:
+            configs.append(GatedBertConfig(**{**values, "pruning_method": METHODS[method]}))
+    for message in sorted({str(w.message) for w in caught}):
+        warnings.warn(message, stacklevel=2)  # once, not once per method
+    return ExperimentPlan(
+        methods=methods,
+        configs=tuple(configs),
+        parallel=parallel,
+        max_parallel_jobs=max_parallel_jobs or len(methods),
+        output_mode=output_mode,
+    )
+
+
+def describe(plan: ExperimentPlan) -> list[str]:
+    """The resolved configuration, shown before anything runs."""
+    base = next((c for c in plan.configs if c.enable_pruning), plan.base)
+    arch = base.architecture()
+    steps = " ".join(f"{v:g}" for v in base.effective_sparsity_steps) if base.sparsity_steps else "auto"
+    mode = "parallel" if plan.parallel else "sequential"
+    return [
+        "Experiment configuration:",
+        f"  methods            {','.join(plan.methods)}  ({mode}"
+        + (f", at most {plan.max_parallel_jobs} at once)" if plan.parallel else ")"),
+        f"  task               {base.task}  (data: {base.data_dir or 'HuggingFace hub'})",
+        f"  model              {base.model_size}: {arch.num_layers} layers x {arch.d_model} hidden x "
+        f"{arch.num_heads} heads x {arch.dff} FFN, max_len {arch.max_len}",
+        f"  training           {base.epochs} epochs, batch {base.batch_size}, lr {base.learning_rate:g}"
+        + (f", {base.max_train_samples} training examples" if base.max_train_samples else ""),
+        f"  sparsity           {base.start_sparsity:g} -> {base.end_sparsity:g} over epochs "
+        f"{base.pruning_start_epoch}..{base.pruning_end_epoch}; steps {steps}",
+        f"  spt                explore per layer {str(base.spt_explore_per_layer).lower()}, "
+        f"epsilon {base.effective_spt_epsilon:g}, alpha {base.spt_reward_alpha:g}",
+        f"  output root        {base.output_root}",
+    ]

@@ -1,0 +1,254 @@
+"""`gated-bert experiments` / run_experiments.sh: flags, parallel jobs, failures, Ctrl-C, notebook."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+
+from gated_bert.cli import main
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def captured_plan(monkeypatch):
+    """Parse flags without running anything: capture the plan handed to the runner."""
+    from gated_bert.experiments import runner
+
+    plans = []
+
+    def fake(plan, mode, terminal, echo=print):
+        plans.append((plan, mode))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runner, "run_experiments", fake)
+    return plans
+
+
+def _parse(argv, captured_plan):
+    with pytest.raises(SystemExit):
+        main(["experiments", *argv])
+    return captured_plan[-1]
+
+
+def test_defaults_are_the_spec(captured_plan, capsys):
+    plan, mode = _parse([], captured_plan)
+    assert plan.methods == ("magnitude", "movement", "spt", "baseline") and not plan.parallel
+    c = plan.configs[0]
+    assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (25, 96, 2e-5, "base", "sst2", 128)
+    assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (0.0, 0.99, 4, 23)
+    assert [cfg.pruning_method for cfg in plan.configs] == ["magnitude", "movement", "spt", "none"]
+    assert mode == "bars"  # no terminal: never prompt
+    out = capsys.readouterr().out
+    assert "Experiment configuration:" in out and "12 layers x 768 hidden" in out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["-e", "10", "-b", "64", "-m", "tiny"], dict(epochs=10, batch_size=64, model_size="tiny", pruning_end_epoch=10)),
+        (["-p", "baseline,spt", "-t", "mnli"], dict(task="mnli")),
+        (["-s", "0.1", "-f", "0.8", "-ps", "2", "-pe", "15"],
+         dict(start_sparsity=0.1, end_sparsity=0.8, pruning_start_epoch=2, pruning_end_epoch=15)),
+        (["--epochs", "20", "--batch-size", "48", "--model-size", "small", "--pruning-methods", "magnitude,movement",
+          "--task", "sst2", "--start-sparsity", "0.05", "--end-sparsity", "0.9"],
+         dict(epochs=20, batch_size=48, model_size="small", start_sparsity=0.05, end_sparsity=0.9)),
+        (["-ss", "10 50 90", "-se", "true", "-ml", "64", "-l", "3e-4"],
+         dict(sparsity_steps=(10.0, 50.0, 90.0), spt_explore_per_layer=True, max_len=64, learning_rate=3e-4)),
+    ],
+)
+def test_spec_examples_parse(argv, expected, captured_plan):
+    plan, _ = _parse(argv, captured_plan)
+    for config in plan.configs:
+        if not config.enable_pruning:
+            continue
+        for key, value in expected.items():
+            assert getattr(config, key) == value, key
+    if "-p" in argv:
+        assert plan.methods == ("baseline", "spt")
+
+
+def test_parallel_flags(captured_plan):
+    plan, mode = _parse(["-parallel", "-max-parallel-jobs", "2", "--output-mode", "logs", "-p", "baseline,spt,magnitude"],
+                        captured_plan)
+    assert plan.parallel and plan.max_parallel_jobs == 2 and mode == "logs"
+    plan, _ = _parse(["-parallel"], captured_plan)
+    assert plan.max_parallel_jobs == 4
+
+
+def test_pruning_end_capped_with_notice(captured_plan, capsys):
+    plan, _ = _parse(["-e", "5"], captured_plan)
+    assert plan.configs[0].pruning_end_epoch == 5
+    assert capsys.readouterr().err.count("pruning_end_epoch 23 > epochs 5: capped to 5") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-e", "0"], "epochs must be a positive integer, got 0"),
+        (["-e", "ten"], "'ten' is not a valid integer"),
+        (["-b", "-4"], "batch_size must be a positive integer, got -4"),
+        (["-l", "fast"], "'fast' is not a valid float"),
+        (["-m", "huge"], "unknown model_size 'huge'"),
+        (["-p", "baseline,prune"], "unknown pruning method 'prune' in -p/--pruning-methods"),
+        (["-f", "1.5"], "end_sparsity must be in [0, 1), got 1.5"),
+        (["-s", "-0.2"], "start_sparsity must be in [0, 1), got -0.2"),
+        (["-t", "squad"], "unknown task 'squad'"),
+        (["-se", "maybe"], "'maybe' is not one of 'true', 'false'"),
+        (["-parallel", "-max-parallel-jobs", "0"], "-max-parallel-jobs must be a positive integer, got 0"),
+        (["--output-mode", "fancy"], "'fancy' is not one of 'bars', 'logs', 'both'"),
+    ],
+)
+def test_bad_flags_exit_2(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["experiments", "--output-root", str(tmp_path), *argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+    assert info.value.code == 2 and len(err) == 1 and message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shell_script_help():
+    done = subprocess.run([str(REPO / "run_experiments.sh"), "-h"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0
+    for flag in ("-e, --epochs", "-ps, --pruning-start", "-ss, --sparsity-steps", "-se, --spt-explore",
+                 "-parallel", "-max-parallel-jobs", "--output-mode", "--data-dir", "--max-train-samples"):
+        assert flag in done.stdout
+
+
+def _experiments(tmp, glue_dir, *extra, methods="baseline,magnitude", epochs="1", samples="200", popen=False):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    cmd = [str(REPO / "run_experiments.sh"), "-parallel", "-e", epochs, "-b", "32", "-m", "tiny", "-p", methods,
+           "-ps", "1", "-f", "0.5", "--data-dir", str(glue_dir), "--max-train-samples", samples,
+           "--output-root", str(tmp / "out"), *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _runs(tmp):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    return mlflow.search_runs(experiment_names=["sst2"], output_format="list")
+
+
+@pytest.fixture(scope="module")
+def bars_run(glue_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bars")
+    return tmp, _experiments(tmp, glue_dir, "--output-mode", "bars")
+
+
+@pytest.mark.slow
+def test_parallel_bars_without_terminal(bars_run):
+    tmp, done = bars_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[JOB 1] baseline" in done.stdout and "[JOB 2] magnitude" in done.stdout
+    assert "100% (Epoch 1/1" in done.stdout
+    out = tmp / "out"
+    assert (out / "pruning_methods_comparison_dual_axis.png").is_file()
+    table = (out / "pruning_methods_comparison.csv").read_text().splitlines()
+    assert table[0] == "method,metric,final_metric,final_sparsity,best_metric,wall_seconds" and len(table) == 3
+    assert (out / "results_baseline_sst2").is_dir() and (out / "results_magnitude_sst2").is_dir()
+    assert len(list((out / "experiment_logs").glob("*_sst2_*.log"))) >= 2
+    runs = _runs(tmp)
+    parents = [r for r in runs if r.data.tags.get("experiments") == "parent"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.tags["method"] for r in children) == ["baseline", "magnitude"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parents[0].info.run_id, "comparison")}
+    assert "comparison/pruning_methods_comparison_dual_axis.png" in artifacts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["logs", "both"])
+def test_parallel_log_modes_without_terminal(glue_dir, tmp_path, mode):
+    done = _experiments(tmp_path, glue_dir, "--output-mode", mode)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "[baseline] " in done.stdout and "[magnitude] " in done.stdout
+    assert ("[JOB 1] baseline   [" in done.stdout) == (mode == "both")
+    assert (tmp_path / "out" / "pruning_methods_comparison_dual_axis.png").is_file()
+
+
+@pytest.mark.slow
+def test_failing_job_is_reported_others_complete(glue_dir, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results_magnitude_sst2").write_text("a file where the results folder should be")
+    done = _experiments(tmp_path, glue_dir)
+    assert done.returncode == 1
+    assert "[JOB 2] magnitude: FAILED with exit code 1" in done.stdout
+    assert "    | " in done.stdout and "FileExistsError" in done.stdout  # the tail of its log
+    assert "[JOB 1] baseline: finished" in done.stdout
+    assert "Error: job(s) failed: magnitude" in done.stderr
+    assert (tmp_path / "out" / "results_baseline_sst2").is_dir()
+
+
+@pytest.mark.slow
+def test_sigint_stops_every_job_and_leaves_no_running_run(glue_dir, tmp_path):
+    proc = _experiments(tmp_path, glue_dir, "--output-mode", "bars", epochs="3", samples="3000", popen=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.time() + 120
+    jobs_dir = tmp_path / "out" / "experiment_jobs"
+    while time.time() < deadline:
+        progress = list(jobs_dir.glob("*/progress.json")) if jobs_dir.exists() else []
+        if len(progress) == 2 and all('"step": 0' not in p.read_text() for p in progress):
+            break
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("jobs never started training")
+    children = parent.children(recursive=True)
+    assert len(children) >= 2
+    os.kill(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output[-2000:]
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+    runs = _runs(tmp_path)
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    assert {r.info.status for r in runs} == {"KILLED"}
+
+
+@pytest.mark.slow
+def test_notebook_runs_top_to_bottom(bars_run, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    tmp, done = bars_run
+    assert done.returncode == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    monkeypatch.setenv("GATED_BERT_EXPERIMENT", "sst2")
+    notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
+    outputs = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                      for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "2 finished training runs in experiment 'sst2'" in outputs
+    assert "magnitude" in outputs and "baseline" in outputs
+    images = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+
+
+def test_compare_from_results_dirs(tmp_path):
+    from gated_bert.compare import comparison_table, curves_from_results
+
+    for method, values in (("baseline", [0.6, 0.7]), ("spt", [0.55, 0.65])):
+        folder = tmp_path / f"results_{method}_sst2"
+        folder.mkdir()
+        stamp = f"{method}_20260101_000000_000001"
+        (folder / f"results_{stamp}.csv").write_text(
+            "epoch,eval_accuracy,sparsity\n" + "".join(f"{i + 1},{v},{0.5 * i}\n" for i, v in enumerate(values)))
+        (folder / f"metadata_{stamp}.json").write_text('{"main_metric": "eval_accuracy", "timings": {"fit_seconds": 12.5}}')
+    curves = curves_from_results(sorted(tmp_path.glob("results_*")))
+    table = comparison_table(curves)
+    assert table["method"].tolist() == ["baseline", "spt"]
+    assert table["final_metric"].tolist() == [0.7, 0.65] and table["best_metric"].tolist() == [0.7, 0.65]
+    assert table["final_sparsity"].tolist() == [0.5, 0.5] and table["wall_seconds"].tolist() == [12.5, 12.5]
+    done = subprocess.run([sys.executable, str(REPO / "plot_comparison.py"), "--root", str(tmp_path),
+                           "--output-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pruning_methods_comparison_dual_axis.png").is_file()

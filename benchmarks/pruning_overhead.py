@@ -43,9 +43,17 @@ class WholeEpochTimer(keras.callbacks.Callback):
 
 def epoch_seconds(method: str, prepared, samples: int) -> float:
     config = GatedBertConfig(
-        model_size="tiny", task="sst2", data_dir="unused", max_train_samples=samples, epochs=2,
-        pruning_method=method, pruning_start_epoch=1, pruning_end_epoch=2, end_sparsity=0.9,
-        batch_size=96, verbose=0,
+        model_size="tiny",
+        task="sst2",
+        data_dir="unused",
+        max_train_samples=samples,
+        epochs=2,
+        pruning_method=method,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        end_sparsity=0.9,
+        batch_size=96,
+        verbose=0,
     )
     timer = WholeEpochTimer()
     original = fit_module.PruningTrainer.fit
@@ -64,28 +72,40 @@ def epoch_seconds(method: str, prepared, samples: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=4800)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue"))
     args = parser.parse_args()
     if not (Path(args.glue_dir) / "SST-2" / "train.tsv").is_file():
         raise SystemExit(f"SST-2 not found under {args.glue_dir}; pass --glue-dir")
-    base = GatedBertConfig(model_size="tiny", task="sst2", data_dir=args.glue_dir,
-                           max_train_samples=args.samples, pruning_method="none", verbose=0)
+    base = GatedBertConfig(
+        model_size="tiny",
+        task="sst2",
+        data_dir=args.glue_dir,
+        max_train_samples=args.samples,
+        pruning_method="none",
+        verbose=0,
+    )
     prepared = fit_module.prepare_data(base)
     times: dict[str, list[float]] = {m: [] for m in METHODS}
     for _ in range(args.rounds):
         for method in METHODS:
             times[method].append(epoch_seconds(method, prepared, args.samples))
     baseline = statistics.median(times["none"])
-    print(f"tiny, SST-2 slice of {args.samples}, batch 96, epoch 2 (inside the pruning window), "
-          f"median of {args.rounds}:")
+    print(
+        f"tiny, SST-2 slice of {args.samples}, batch 96, epoch 2 (inside the pruning window), "
+        f"median of {args.rounds}:"
+    )
     for method in METHODS:
         seconds = statistics.median(times[method])
         print(f"  {method:9s} {seconds:6.2f} s   x{seconds / baseline:.2f} of baseline")
-    print("  SPT cost: 1 extra forward pass per training step (2 when dropout > 0), "
-          "plus one ranking per pruning epoch")
+    print(
+        "  SPT cost: 1 extra forward pass per training step (2 when dropout > 0), "
+        "plus one ranking per pruning epoch"
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,26 @@ def timed_sweep(n_jobs: int, args) -> float:
         os.environ["MLFLOW_TRACKING_URI"] = uri
         mlflow.set_tracking_uri(uri)
         base = GatedBertConfig(
-            model_size="tiny", task="sst2", data_dir=args.glue_dir, max_train_samples=args.samples,
-            epochs=args.epochs, pruning_method="spt", pruning_start_epoch=1, pruning_end_epoch=args.epochs,
-            end_sparsity=0.9, output_root=tmp, verbose=0,
+            model_size="tiny",
+            task="sst2",
+            data_dir=args.glue_dir,
+            max_train_samples=args.samples,
+            epochs=args.epochs,
+            pruning_method="spt",
+            pruning_start_epoch=1,
+            pruning_end_epoch=args.epochs,
+            end_sparsity=0.9,
+            output_root=tmp,
+            verbose=0,
         )
-        settings = SweepSettings(n_trials=args.trials, n_jobs=n_jobs, study_name=f"scaling-{n_jobs}",
-                                 sampler="random", pruner="none", seed=0)
+        settings = SweepSettings(
+            n_trials=args.trials,
+            n_jobs=n_jobs,
+            study_name=f"scaling-{n_jobs}",
+            sampler="random",
+            pruner="none",
+            seed=0,
+        )
         start = time.perf_counter()
         result = run_sweep(base, settings)
         seconds = time.perf_counter() - start
@@ -43,16 +57,22 @@ def timed_sweep(n_jobs: int, args) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=1500)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--trials", type=int, default=4)
-    parser.add_argument("--glue-dir", default=str(Path(os.environ.get("GLUE_DIR", "../shared/glue")).resolve()))
+    parser.add_argument(
+        "--glue-dir", default=str(Path(os.environ.get("GLUE_DIR", "../shared/glue")).resolve())
+    )
     args = parser.parse_args()
     one = timed_sweep(1, args)
     two = timed_sweep(2, args)
-    print(f"{args.trials}-trial sweep (tiny, {args.samples} SST-2 examples, {args.epochs} epochs) on "
-          f"{os.cpu_count()} cores: n_jobs=1 {one:.1f} s, n_jobs=2 {two:.1f} s, ratio {two / one:.2f}")
+    print(
+        f"{args.trials}-trial sweep (tiny, {args.samples} SST-2 examples, {args.epochs} epochs) on "
+        f"{os.cpu_count()} cores: n_jobs=1 {one:.1f} s, n_jobs=2 {two:.1f} s, ratio {two / one:.2f}"
+    )
 
 
 if __name__ == "__main__":

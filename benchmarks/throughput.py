@@ -80,16 +80,25 @@ def gated_vs_plain(size: str, steps: int, rounds: int) -> None:
         results["gated"].append(examples_per_second(gated, batch, 128, steps))
         results["plain"].append(examples_per_second(plain, batch, 128, steps))
     g, p = statistics.median(results["gated"]), statistics.median(results["plain"])
-    print(f"{size:5s} max_len 128 batch {batch}: gated {g:7.1f} ex/s   plain Dense {p:7.1f} ex/s   "
-          f"gated/plain = {g / p:.3f}  (cost {100 * (1 - g / p):+.1f}%)")
+    print(
+        f"{size:5s} max_len 128 batch {batch}: gated {g:7.1f} ex/s   plain Dense {p:7.1f} ex/s   "
+        f"gated/plain = {g / p:.3f}  (cost {100 * (1 - g / p):+.1f}%)"
+    )
 
 
 def bucketed_vs_padded(glue_dir: Path, samples: int) -> None:
     from gated_bert.data.batching import make_dataset
     from gated_bert.training.fit import prepare_data, task_loss
 
-    config = GatedBertConfig(model_size="tiny", task="sst2", data_dir=str(glue_dir), max_train_samples=samples,
-                             pruning_method="none", batch_size=96, verbose=0)
+    config = GatedBertConfig(
+        model_size="tiny",
+        task="sst2",
+        data_dir=str(glue_dir),
+        max_train_samples=samples,
+        pruning_method="none",
+        batch_size=96,
+        verbose=0,
+    )
     prepared = prepare_data(config)
     keras.utils.set_random_seed(0)
     model = build_model(config.architecture(), 2)
@@ -102,13 +111,17 @@ def bucketed_vs_padded(glue_dir: Path, samples: int) -> None:
         model.fit(dataset, verbose=0)
         times[name] = time.perf_counter() - start
     lengths = prepared.train.lengths
-    print(f"tiny SST-2 epoch ({samples} examples, mean length {lengths.mean():.1f} tokens): "
-          f"bucketed {times['bucketed']:.1f} s, padded to 128 {times['padded to 128']:.1f} s, "
-          f"ratio {times['bucketed'] / times['padded to 128']:.2f}")
+    print(
+        f"tiny SST-2 epoch ({samples} examples, mean length {lengths.mean():.1f} tokens): "
+        f"bucketed {times['bucketed']:.1f} s, padded to 128 {times['padded to 128']:.1f} s, "
+        f"ratio {times['bucketed'] / times['padded to 128']:.2f}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=9600)

@@ -107,29 +107,53 @@ def train(parent_run_id, experiment_id, progress_file, **values):
     config = build_config(values)
     from gated_bert.run import train as run_training
 
-    result = run_training(config, parent_run_id=parent_run_id, experiment_id=experiment_id,
-                          progress_file=progress_file)
+    result = run_training(
+        config, parent_run_id=parent_run_id, experiment_id=experiment_id, progress_file=progress_file
+    )
     click.echo(
-        "run " + result.run_id + ": "
+        "run "
+        + result.run_id
+        + ": "
         + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.final.items()))
         + f"; results in {result.results_dir}"
     )
 
 
 @cli.command()
-@click.option("--n-trials", type=int, default=10, show_default=True, help="Trials in total, across all workers.")
+@click.option(
+    "--n-trials", type=int, default=10, show_default=True, help="Trials in total, across all workers."
+)
 @click.option("--n-jobs", type=int, default=1, show_default=True, help="Parallel worker processes.")
-@click.option("--study-name", default="gated-bert-sweep", show_default=True,
-              help="Optuna study; re-using a name continues that study.")
-@click.option("--storage", type=OptionalParam(str), default=None, show_default="auto",
-              help="Optuna storage URL (e.g. postgresql://...) or journal file "
-                   "(default: optuna_journal.log next to the MLflow store).")
+@click.option(
+    "--study-name",
+    default="gated-bert-sweep",
+    show_default=True,
+    help="Optuna study; re-using a name continues that study.",
+)
+@click.option(
+    "--storage",
+    type=OptionalParam(str),
+    default=None,
+    show_default="auto",
+    help="Optuna storage URL (e.g. postgresql://...) or journal file "
+    "(default: optuna_journal.log next to the MLflow store).",
+)
 @click.option("--sampler", default="tpe", show_default=True, help="tpe or random.")
 @click.option("--pruner", default="median", show_default=True, help="median, hyperband or none.")
-@click.option("--timeout", type=OptionalParam(float), default=None, show_default="auto",
-              help="Stop starting new trials after this many seconds (per worker).")
-@click.option("--search-space", type=OptionalParam(str), default=None, show_default="auto",
-              help="YAML/JSON file that narrows or replaces the default search space.")
+@click.option(
+    "--timeout",
+    type=OptionalParam(float),
+    default=None,
+    show_default="auto",
+    help="Stop starting new trials after this many seconds (per worker).",
+)
+@click.option(
+    "--search-space",
+    type=OptionalParam(str),
+    default=None,
+    show_default="auto",
+    help="YAML/JSON file that narrows or replaces the default search space.",
+)
 @config_options
 def sweep(n_trials, n_jobs, study_name, storage, sampler, pruner, timeout, search_space, **values):
     """Optuna search over SPT and schedule settings; trials are nested MLflow runs."""
@@ -137,8 +161,15 @@ def sweep(n_trials, n_jobs, study_name, storage, sampler, pruner, timeout, searc
     from gated_bert.sweep.runner import SweepSettings, run_sweep
 
     settings = SweepSettings(
-        n_trials=n_trials, n_jobs=n_jobs, study_name=study_name, storage=storage, sampler=sampler,
-        pruner=pruner, timeout=timeout, seed=config.seed, search_space=search_space,
+        n_trials=n_trials,
+        n_jobs=n_jobs,
+        study_name=study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        timeout=timeout,
+        seed=config.seed,
+        search_space=search_space,
     )
     from gated_bert.run import configure_logging
 
@@ -155,42 +186,121 @@ def sweep(n_trials, n_jobs, study_name, storage, sampler, pruner, timeout, searc
 @click.option("-b", "--batch-size", type=int, default=96, show_default=True, help="Batch size.")
 @click.option("-l", "--learning-rate", type=float, default=2e-5, show_default=True, help="Learning rate.")
 @click.option("-m", "--model-size", default="base", show_default=True, help="tiny, small, base or large.")
-@click.option("-p", "--pruning-methods", default="magnitude,movement,spt,baseline", show_default=True,
-              help="Comma-separated: baseline, magnitude, movement, spt.")
+@click.option(
+    "-p",
+    "--pruning-methods",
+    default="magnitude,movement,spt,baseline",
+    show_default=True,
+    help="Comma-separated: baseline, magnitude, movement, spt.",
+)
 @click.option("-s", "--start-sparsity", type=float, default=0.0, show_default=True, help="Starting sparsity.")
 @click.option("-f", "--end-sparsity", type=float, default=0.99, show_default=True, help="Final sparsity.")
-@click.option("-ps", "--pruning-start", type=int, default=4, show_default=True, help="Epoch to start pruning.")
-@click.option("-pe", "--pruning-end", type=int, default=23, show_default=True,
-              help="Epoch to reach the final sparsity (capped to the epochs).")
-@click.option("-ss", "--sparsity-steps", type=StepsParam(), default=None, show_default="auto",
-              help="Space-separated sparsity steps in percent, e.g. '10 50 90', or auto.")
-@click.option("-se", "--spt-explore", type=click.Choice(["true", "false"], case_sensitive=False), default="false",
-              show_default=True, help="SPT per-layer exploration.")
+@click.option(
+    "-ps", "--pruning-start", type=int, default=4, show_default=True, help="Epoch to start pruning."
+)
+@click.option(
+    "-pe",
+    "--pruning-end",
+    type=int,
+    default=23,
+    show_default=True,
+    help="Epoch to reach the final sparsity (capped to the epochs).",
+)
+@click.option(
+    "-ss",
+    "--sparsity-steps",
+    type=StepsParam(),
+    default=None,
+    show_default="auto",
+    help="Space-separated sparsity steps in percent, e.g. '10 50 90', or auto.",
+)
+@click.option(
+    "-se",
+    "--spt-explore",
+    type=click.Choice(["true", "false"], case_sensitive=False),
+    default="false",
+    show_default=True,
+    help="SPT per-layer exploration.",
+)
 @click.option("-t", "--task", default="sst2", show_default=True, help="GLUE task.")
 @click.option("-ml", "--max-len", type=int, default=128, show_default=True, help="Maximum sequence length.")
-@click.option("-parallel", "--parallel", "parallel", is_flag=True, help="Run the methods in parallel processes.")
-@click.option("-max-parallel-jobs", "--max-parallel-jobs", "max_parallel_jobs", type=int, default=None,
-              show_default="all methods", help="At most this many jobs at once (with -parallel).")
-@click.option("--data-dir", type=OptionalParam(str), default=None, show_default="auto",
-              help="Local GLUE folder (default: env GLUE_DIR, else the hub).")
-@click.option("--max-train-samples", type=OptionalParam(int), default=None, show_default="all",
-              help="Use only the first N training examples.")
-@click.option("--output-mode", type=click.Choice(["bars", "logs", "both"]), default=None,
-              show_default="ask on a terminal, else bars", help="Live view of the jobs.")
+@click.option(
+    "-parallel", "--parallel", "parallel", is_flag=True, help="Run the methods in parallel processes."
+)
+@click.option(
+    "-max-parallel-jobs",
+    "--max-parallel-jobs",
+    "max_parallel_jobs",
+    type=int,
+    default=None,
+    show_default="all methods",
+    help="At most this many jobs at once (with -parallel).",
+)
+@click.option(
+    "--data-dir",
+    type=OptionalParam(str),
+    default=None,
+    show_default="auto",
+    help="Local GLUE folder (default: env GLUE_DIR, else the hub).",
+)
+@click.option(
+    "--max-train-samples",
+    type=OptionalParam(int),
+    default=None,
+    show_default="all",
+    help="Use only the first N training examples.",
+)
+@click.option(
+    "--output-mode",
+    type=click.Choice(["bars", "logs", "both"]),
+    default=None,
+    show_default="ask on a terminal, else bars",
+    help="Live view of the jobs.",
+)
 @click.option("--output-root", default=".", show_default=True, help="Where results_*, logs and plots go.")
-def experiments(epochs, batch_size, learning_rate, model_size, pruning_methods, start_sparsity, end_sparsity,
-                pruning_start, pruning_end, sparsity_steps, spt_explore, task, max_len, parallel,
-                max_parallel_jobs, data_dir, max_train_samples, output_mode, output_root):
+def experiments(
+    epochs,
+    batch_size,
+    learning_rate,
+    model_size,
+    pruning_methods,
+    start_sparsity,
+    end_sparsity,
+    pruning_start,
+    pruning_end,
+    sparsity_steps,
+    spt_explore,
+    task,
+    max_len,
+    parallel,
+    max_parallel_jobs,
+    data_dir,
+    max_train_samples,
+    output_mode,
+    output_root,
+):
     """Run several pruning methods with shared settings and compare them."""
     from gated_bert.experiments.plan import describe, make_plan
 
-    values = apply_environment(dict(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, model_size=model_size,
-        start_sparsity=start_sparsity, end_sparsity=end_sparsity, pruning_start_epoch=pruning_start,
-        pruning_end_epoch=pruning_end, sparsity_steps=sparsity_steps, spt_explore_per_layer=spt_explore == "true",
-        task=task, max_len=max_len, data_dir=data_dir, max_train_samples=max_train_samples,
-        output_root=output_root,
-    ))
+    values = apply_environment(
+        dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            model_size=model_size,
+            start_sparsity=start_sparsity,
+            end_sparsity=end_sparsity,
+            pruning_start_epoch=pruning_start,
+            pruning_end_epoch=pruning_end,
+            sparsity_steps=sparsity_steps,
+            spt_explore_per_layer=spt_explore == "true",
+            task=task,
+            max_len=max_len,
+            data_dir=data_dir,
+            max_train_samples=max_train_samples,
+            output_root=output_root,
+        )
+    )
     plan = make_plan(values, pruning_methods, parallel, max_parallel_jobs, output_mode)
     for line in describe(plan):
         click.echo(line)
@@ -198,8 +308,11 @@ def experiments(epochs, batch_size, learning_rate, model_size, pruning_methods, 
     mode = plan.output_mode
     if mode is None:
         if terminal:
-            choice = click.prompt("Output mode: 1) progress bars  2) real-time logs  3) both",
-                                  type=click.Choice(["1", "2", "3"]), default="1")
+            choice = click.prompt(
+                "Output mode: 1) progress bars  2) real-time logs  3) both",
+                type=click.Choice(["1", "2", "3"]),
+                default="1",
+            )
             mode = {"1": "bars", "2": "logs", "3": "both"}[choice]
         else:
             mode = "bars"
@@ -230,7 +343,12 @@ def compare(results_dirs, root, task, experiment, parent_run_id, run_ids, output
     from gated_bert import compare as comparison
     from gated_bert.errors import DataError
 
-    sources = [bool(results_dirs) or root is not None, experiment is not None, parent_run_id is not None, bool(run_ids)]
+    sources = [
+        bool(results_dirs) or root is not None,
+        experiment is not None,
+        parent_run_id is not None,
+        bool(run_ids),
+    ]
     if sum(sources) > 1:
         raise DataError("give one source: results folders/--root, --experiment, --parent-run-id or --run-id")
     if experiment:

@@ -14,8 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gated_bert.errors import DataError  # noqa: E402
 from gated_bert.tasks import TASKS  # noqa: E402
@@ -41,18 +41,28 @@ def curves_from_results(directories: list[Path]) -> list[MethodCurve]:
         directory = Path(directory)
         csvs = sorted(directory.glob("results_*.csv"), key=lambda p: p.stat().st_mtime)
         if not csvs:
-            raise DataError(f"no results_*.csv in {str(directory)!r}; pass a results_{{method}}_{{task}} folder")
+            raise DataError(
+                f"no results_*.csv in {str(directory)!r}; pass a results_{{method}}_{{task}} folder"
+            )
         newest = csvs[-1]
-        stamp = newest.stem[len("results_"):]  # {method}_{timestamp}
+        stamp = newest.stem[len("results_") :]  # {method}_{timestamp}
         method = stamp.split("_", 1)[0]
         metadata_path = directory / f"metadata_{stamp}.json"
         metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
         frame = pd.read_csv(newest)
-        metric = metadata.get("main_metric") or next(c for c in frame.columns if c.startswith("eval_") and c != "eval_loss")
-        curves.append(MethodCurve(
-            method, metric, tuple(frame["epoch"].astype(int)), tuple(frame[metric]), tuple(frame["sparsity"]),
-            metadata.get("timings", {}).get("fit_seconds"),
-        ))
+        metric = metadata.get("main_metric") or next(
+            c for c in frame.columns if c.startswith("eval_") and c != "eval_loss"
+        )
+        curves.append(
+            MethodCurve(
+                method,
+                metric,
+                tuple(frame["epoch"].astype(int)),
+                tuple(frame[metric]),
+                tuple(frame["sparsity"]),
+                metadata.get("timings", {}).get("fit_seconds"),
+            )
+        )
     return curves
 
 
@@ -77,10 +87,16 @@ def curves_from_mlflow(run_ids: list[str]) -> list[MethodCurve]:
         sparsity = {m.step: m.value for m in client.get_metric_history(run_id, "sparsity")}
         epochs = tuple(sorted(history))
         wall = (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
-        curves.append(MethodCurve(
-            run.data.tags.get("method", run.data.params.get("pruning_method", "?")), metric, epochs,
-            tuple(history[e] for e in epochs), tuple(sparsity.get(e, float("nan")) for e in epochs), wall,
-        ))
+        curves.append(
+            MethodCurve(
+                run.data.tags.get("method", run.data.params.get("pruning_method", "?")),
+                metric,
+                epochs,
+                tuple(history[e] for e in epochs),
+                tuple(sparsity.get(e, float("nan")) for e in epochs),
+                wall,
+            )
+        )
     return curves
 
 
@@ -88,8 +104,11 @@ def child_run_ids(parent_run_id: str) -> list[str]:
     import mlflow
 
     parent = mlflow.get_run(parent_run_id)
-    runs = mlflow.search_runs([parent.info.experiment_id], output_format="list",
-                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    runs = mlflow.search_runs(
+        [parent.info.experiment_id],
+        output_format="list",
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+    )
     return [r.info.run_id for r in sorted(runs, key=lambda r: r.info.start_time)]
 
 
@@ -99,21 +118,25 @@ def experiment_run_ids(name: str) -> list[str]:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         raise DataError(f"no MLflow experiment named {name!r}; check --experiment and MLFLOW_TRACKING_URI")
-    runs = mlflow.search_runs([experiment.experiment_id], output_format="list", filter_string="tags.method != ''")
+    runs = mlflow.search_runs(
+        [experiment.experiment_id], output_format="list", filter_string="tags.method != ''"
+    )
     return [r.info.run_id for r in runs if "method" in r.data.tags]
 
 
 def comparison_table(curves: list[MethodCurve]) -> pd.DataFrame:
     rows = []
     for c in curves:
-        rows.append({
-            "method": c.method,
-            "metric": c.metric,
-            "final_metric": c.values[-1] if c.values else float("nan"),
-            "final_sparsity": c.sparsity[-1] if c.sparsity else float("nan"),
-            "best_metric": max(c.values) if c.values else float("nan"),
-            "wall_seconds": c.wall_seconds,
-        })
+        rows.append(
+            {
+                "method": c.method,
+                "metric": c.metric,
+                "final_metric": c.values[-1] if c.values else float("nan"),
+                "final_sparsity": c.sparsity[-1] if c.sparsity else float("nan"),
+                "best_metric": max(c.values) if c.values else float("nan"),
+                "wall_seconds": c.wall_seconds,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -126,7 +149,9 @@ def plot_comparison(curves: list[MethodCurve], path: Path, title: str = "Pruning
     for index, curve in enumerate(curves):
         color = colors[index % len(colors)]
         left.plot(curve.epochs, curve.values, "-o", color=color, label=f"{curve.method} {curve.metric}")
-        right.plot(curve.epochs, curve.sparsity, "--s", color=color, alpha=0.6, label=f"{curve.method} sparsity")
+        right.plot(
+            curve.epochs, curve.sparsity, "--s", color=color, alpha=0.6, label=f"{curve.method} sparsity"
+        )
     left.set_xlabel("epoch")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel(curves[0].metric + " (solid)")
@@ -141,7 +166,9 @@ def plot_comparison(curves: list[MethodCurve], path: Path, title: str = "Pruning
     plt.close(fig)
 
 
-def compare(curves: list[MethodCurve], output_dir: Path, title: str = "Pruning methods") -> tuple[Path, Path, pd.DataFrame]:
+def compare(
+    curves: list[MethodCurve], output_dir: Path, title: str = "Pruning methods"
+) -> tuple[Path, Path, pd.DataFrame]:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     plot_path, table_path = output_dir / PLOT_NAME, output_dir / TABLE_NAME

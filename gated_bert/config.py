@@ -38,7 +38,26 @@ SPARSITY_SCHEDULES = ("auto", "linear", "cubic", "steps")
 PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = ("linear", "cubic")
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
-    10, 25, 50, 70, 75, 80, 84, 88, 90, 92, 93, 94, 95, 96, 97, 97.5, 98, 98.5, 99, 99.5,
+    10,
+    25,
+    50,
+    70,
+    75,
+    80,
+    84,
+    88,
+    90,
+    92,
+    93,
+    94,
+    95,
+    96,
+    97,
+    97.5,
+    98,
+    98.5,
+    99,
+    99.5,
 )
 
 
@@ -73,8 +92,7 @@ class GatedBertConfig:
     # Task and data
     task: str = _help("GLUE task: " + ", ".join(TASKS) + ".", default="sst2")
     data_dir: str | None = _help(
-        "Local GLUE directory in the original TSV layout (default: env GLUE_DIR, "
-        "else the HuggingFace hub).",
+        "Local GLUE directory in the original TSV layout (default: env GLUE_DIR, else the HuggingFace hub).",
         default=None,
     )
     tokenizer: str | None = _help(
@@ -97,9 +115,7 @@ class GatedBertConfig:
     start_sparsity: float = _help("Sparsity target at pruning_start_epoch.", default=0.0)
     end_sparsity: float = _help("Final sparsity target, in [0, 1).", default=0.99)
     pruning_start_epoch: int = _help("First epoch of the pruning window (1-based).", default=4)
-    pruning_end_epoch: int = _help(
-        "Epoch at which end_sparsity is reached (capped to epochs).", default=23
-    )
+    pruning_end_epoch: int = _help("Epoch at which end_sparsity is reached (capped to epochs).", default=23)
     sparsity_schedule: str = _help(
         "auto, linear, cubic or steps (auto: magnitude linear, movement "
         "movement_schedule, spt steps; steps whenever sparsity_steps is given).",
@@ -113,8 +129,7 @@ class GatedBertConfig:
         default="auto",
     )
     spt_epsilon: float | None = _help(
-        "SPT exploration rate (default by size: tiny 0.01, small 0.005, base 0.0025, "
-        "large 0.001).",
+        "SPT exploration rate (default by size: tiny 0.01, small 0.005, base 0.0025, large 0.001).",
         default=None,
     )
     spt_explore_per_layer: bool = _help(
@@ -127,9 +142,7 @@ class GatedBertConfig:
         default=None,
     )
     movement_schedule: str = _help("linear or cubic (movement's curve by step).", default="linear")
-    movement_scores_learning_rate: float = _help(
-        "Learning rate of the movement scores.", default=1e-2
-    )
+    movement_scores_learning_rate: float = _help("Learning rate of the movement scores.", default=1e-2)
     # Outputs
     output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
     experiment_name: str | None = _help("MLflow experiment (default: the task name).", default=None)
@@ -157,7 +170,9 @@ class GatedBertConfig:
             raise ConfigError(f"max_len must be at least 4, got {self.max_len}")
         _positive_int("max_train_samples", self.max_train_samples, optional=True)
         _positive_int("max_eval_samples", self.max_eval_samples, optional=True)
-        _positive_int("movement_pruning_frequency_steps", self.movement_pruning_frequency_steps, optional=True)
+        _positive_int(
+            "movement_pruning_frequency_steps", self.movement_pruning_frequency_steps, optional=True
+        )
         _positive_float("learning_rate", self.learning_rate)
         _positive_float("movement_scores_learning_rate", self.movement_scores_learning_rate)
         _in_range("weight_decay", self.weight_decay, 0.0, 1.0, "[0, 1)")
@@ -166,8 +181,7 @@ class GatedBertConfig:
         _in_range("end_sparsity", self.end_sparsity, 0.0, 1.0, "[0, 1)")
         if self.start_sparsity > self.end_sparsity:
             raise ConfigError(
-                f"start_sparsity ({self.start_sparsity}) must be <= end_sparsity "
-                f"({self.end_sparsity})"
+                f"start_sparsity ({self.start_sparsity}) must be <= end_sparsity ({self.end_sparsity})"
             )
         if self.spt_epsilon is not None and not (0.0 < self.spt_epsilon <= 0.5):
             raise ConfigError(f"spt_epsilon must be in (0, 0.5], got {self.spt_epsilon}")
@@ -181,9 +195,7 @@ class GatedBertConfig:
             _check_steps(self.sparsity_steps)
         arch = self.architecture()
         if arch.d_model % arch.num_heads:
-            raise ConfigError(
-                f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})"
-            )
+            raise ConfigError(f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})")
         _positive_int("pruning_start_epoch", self.pruning_start_epoch)
         _positive_int("pruning_end_epoch", self.pruning_end_epoch)
         if self.pruning_start_epoch > self.pruning_end_epoch:
@@ -336,7 +348,12 @@ def _positive_int(name: str, value: Any, optional: bool = False) -> None:
 
 
 def _positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
 
@@ -353,6 +370,4 @@ def _check_steps(steps: tuple[float, ...]) -> None:
             raise ConfigError(f"sparsity_steps values must be within (0, 100) percent, got {value}")
     for before, after in zip(steps, steps[1:]):
         if after <= before:
-            raise ConfigError(
-                f"sparsity_steps must be strictly increasing, got {before} then {after}"
-            )
+            raise ConfigError(f"sparsity_steps must be strictly increasing, got {before} then {after}")

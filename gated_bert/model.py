@@ -37,13 +37,22 @@ def build_model(
     segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
     padding_mask = ops.cast(ops.not_equal(token_ids, PAD_ID), "int32")
     x = BertEmbeddings(
-        arch.vocab_size, arch.max_len, arch.d_model, dropout_rate,
-        embeddings_initializer=init, name="embeddings",
+        arch.vocab_size,
+        arch.max_len,
+        arch.d_model,
+        dropout_rate,
+        embeddings_initializer=init,
+        name="embeddings",
     )(token_ids, segment_ids)
     for i in range(arch.num_layers):
         x = EncoderBlock(
-            arch.d_model, arch.num_heads, arch.dff, dropout_rate,
-            with_scores=with_scores, kernel_initializer=init, name=f"encoder_block_{i}",
+            arch.d_model,
+            arch.num_heads,
+            arch.dff,
+            dropout_rate,
+            with_scores=with_scores,
+            kernel_initializer=init,
+            name=f"encoder_block_{i}",
         )(x, padding_mask=padding_mask)
     cls = x[:, 0, :]
     pooled = keras.layers.Dense(arch.d_model, activation="tanh", kernel_initializer=init, name="pooler")(cls)

@@ -81,8 +81,11 @@ def train(
     task = prepared.task
     data_seconds = time.time() - started
     log.info(
-        "%s: %d train / %s eval examples from %s", task.name, len(prepared.train),
-        {k: len(v) for k, v in prepared.evals.items()}, prepared.data.source,
+        "%s: %d train / %s eval examples from %s",
+        task.name,
+        len(prepared.train),
+        {k: len(v) for k, v in prepared.evals.items()},
+        prepared.data.source,
     )
     paths = reporting.RunPaths.for_config(config, datetime.now().strftime("%Y%m%d_%H%M%S_%f"))
     for directory in (paths.results_dir, paths.logs_dir):
@@ -94,21 +97,33 @@ def train(
     all_tags.update(tags or {})
     try:
         with tracking.start_run(
-            config, run_name or f"{config.method_name}_{task.name}", nested, all_tags,
-            parent_run_id=parent_run_id, experiment_id=experiment_id, finished_on=finished_on,
+            config,
+            run_name or f"{config.method_name}_{task.name}",
+            nested,
+            all_tags,
+            parent_run_id=parent_run_id,
+            experiment_id=experiment_id,
+            finished_on=finished_on,
         ) as run:
             tracking.log_config(config)
             log.info("MLflow run %s; config %s", run.info.run_id, config.to_json().replace("\n", ""))
 
             def epoch_end(row):
                 tracking.log_epoch(row)
-                log.info("epoch %d: %s", row["epoch"], {k: round(v, 4) for k, v in row.items() if "/" not in k})
+                log.info(
+                    "epoch %d: %s", row["epoch"], {k: round(v, 4) for k, v in row.items() if "/" not in k}
+                )
                 if on_epoch_end is not None:
                     on_epoch_end(row)
 
             fit_started = time.time()
-            result = fit(config, prepared, on_epoch_end=epoch_end, checkpoint_dir=paths.checkpoints_dir,
-                         progress_file=progress_file)
+            result = fit(
+                config,
+                prepared,
+                on_epoch_end=epoch_end,
+                checkpoint_dir=paths.checkpoints_dir,
+                progress_file=progress_file,
+            )
             fit_seconds = time.time() - fit_started
             rows = result.rows
             final = rows[-1]

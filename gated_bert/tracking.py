@@ -147,7 +147,9 @@ with warnings.catch_warnings(record=True):
 
             self.config = GatedBertConfig.from_json(Path(context.artifacts["config"]).read_text())
             self.task = TASKS[self.config.task]
-            self.classifier = keras.saving.load_model(context.artifacts["model"], custom_objects=CUSTOM_OBJECTS)
+            self.classifier = keras.saving.load_model(
+                context.artifacts["model"], custom_objects=CUSTOM_OBJECTS
+            )
             self.tokenizer = prepare(Tokenizer.from_file(context.artifacts["tokenizer"]), self.config.max_len)
 
         def predict(self, context, model_input, params=None):
@@ -157,7 +159,9 @@ with warnings.catch_warnings(record=True):
             frame = pd.DataFrame(model_input)
             col_a, col_b = self.task.hub_columns
             outputs = predict_outputs(
-                self.classifier, self.tokenizer, frame[col_a].astype(str).tolist(),
+                self.classifier,
+                self.tokenizer,
+                frame[col_a].astype(str).tolist(),
                 frame[col_b].astype(str).tolist() if col_b else None,
             )
             return predictions_from_outputs(self.task, outputs)

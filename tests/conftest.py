@@ -14,7 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def real_glue_dir() -> Path | None:
-    for candidate in (os.environ.get("GLUE_DIR"), REPO.parent / "shared" / "glue", REPO / ".." / "shared" / "glue"):
+    for candidate in (
+        os.environ.get("GLUE_DIR"),
+        REPO.parent / "shared" / "glue",
+        REPO / ".." / "shared" / "glue",
+    ):
         if candidate and (Path(candidate) / "SST-2" / "train.tsv").is_file():
             return Path(candidate).resolve()
     return None
@@ -40,8 +44,18 @@ def micro_config(**overrides):
     from gated_bert.config import GatedBertConfig
 
     values = dict(
-        model_size="tiny", num_layers=2, d_model=16, num_heads=2, dff=32, vocab_size=300,
-        max_len=32, task="sst2", epochs=2, batch_size=16, learning_rate=1e-3, verbose=0,
+        model_size="tiny",
+        num_layers=2,
+        d_model=16,
+        num_heads=2,
+        dff=32,
+        vocab_size=300,
+        max_len=32,
+        task="sst2",
+        epochs=2,
+        batch_size=16,
+        learning_rate=1e-3,
+        verbose=0,
         pruning_method="none",
     )
     values.update(overrides)

@@ -20,9 +20,15 @@ FLAG_CASES = [
     (["--pruning-method", "random"], "unknown pruning_method 'random'"),
     (["--end-sparsity", "1.2"], "end_sparsity must be in [0, 1), got 1.2"),
     (["--start-sparsity", "-0.1"], "start_sparsity must be in [0, 1), got -0.1"),
-    (["--start-sparsity", "0.5", "--end-sparsity", "0.3"], "start_sparsity (0.5) must be <= end_sparsity (0.3)"),
+    (
+        ["--start-sparsity", "0.5", "--end-sparsity", "0.3"],
+        "start_sparsity (0.5) must be <= end_sparsity (0.3)",
+    ),
     (["--pruning-start-epoch", "0"], "pruning_start_epoch must be a positive integer, got 0"),
-    (["--pruning-start-epoch", "9", "--pruning-end-epoch", "3"], "pruning_start_epoch (9) must be <= pruning_end_epoch (3)"),
+    (
+        ["--pruning-start-epoch", "9", "--pruning-end-epoch", "3"],
+        "pruning_start_epoch (9) must be <= pruning_end_epoch (3)",
+    ),
     (["--sparsity-steps", "10 5"], "sparsity_steps must be strictly increasing, got 10.0 then 5.0"),
     (["--sparsity-steps", "a b"], "is not a list of numbers like '10 25 50 90'"),
     (["--sparsity-steps", "0 50"], "sparsity_steps values must be within (0, 100) percent, got 0.0"),
@@ -76,10 +82,16 @@ DATA_CASES = [
     (_bad_data, ["--data-dir", "{root}"], "dev.tsv' line 3: unknown label 'maybe' for sst2"),
     (_ragged, ["--data-dir", "{root}"], "malformed TSV"),
     (lambda root: write_sst2(root), ["--data-dir", "{root}", "--task", "rte"], "no RTE/ folder in"),
-    (lambda root: write_sst2(root), ["--data-dir", "{root}", "--tokenizer", "{root}/nope/vocab.txt"],
-     "tokenizer vocabulary '{root}/nope/vocab.txt' does not exist"),
-    (lambda root: write_sst2(root), ["--data-dir", "{root}", "--tokenizer", "{root}/tok.json"],
-     "tokenizer file '{root}/tok.json' does not exist"),
+    (
+        lambda root: write_sst2(root),
+        ["--data-dir", "{root}", "--tokenizer", "{root}/nope/vocab.txt"],
+        "tokenizer vocabulary '{root}/nope/vocab.txt' does not exist",
+    ),
+    (
+        lambda root: write_sst2(root),
+        ["--data-dir", "{root}", "--tokenizer", "{root}/tok.json"],
+        "tokenizer file '{root}/tok.json' does not exist",
+    ),
 ]
 
 
@@ -89,7 +101,17 @@ def test_bad_data_inputs(setup, flags, message, capsys, tmp_path):
     setup(root)
     out = tmp_path / "out"
     out.mkdir()
-    argv = ["train", "--output-root", str(out), "--model-size", "tiny", "--epochs", "1", "--pruning-method", "none"]
+    argv = [
+        "train",
+        "--output-root",
+        str(out),
+        "--model-size",
+        "tiny",
+        "--epochs",
+        "1",
+        "--pruning-method",
+        "none",
+    ]
     code, err = _run_main(argv + [f.format(root=root) for f in flags], capsys)
     assert code == 2
     assert err.startswith("Error: ") and len(err.splitlines()) == 1
@@ -105,16 +127,33 @@ def test_environment_value_error(capsys, monkeypatch, tmp_path):
 
 def test_real_process_exit_code_and_help():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    bad = subprocess.run([sys.executable, "-m", "gated_bert.cli", "train", "--end-sparsity", "1.5"],
-                         capture_output=True, text=True, env=env, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gated_bert.cli", "train", "--end-sparsity", "1.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "Error: end_sparsity must be in [0, 1), got 1.5"
     assert "Traceback" not in bad.stderr
-    helped = subprocess.run([sys.executable, "-m", "gated_bert.cli", "train", "--help"],
-                            capture_output=True, text=True, env=env, cwd=REPO)
+    helped = subprocess.run(
+        [sys.executable, "-m", "gated_bert.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert helped.returncode == 0
-    for option in ("--model-size", "--end-sparsity", "--pruning-start-epoch", "--data-dir", "--spt-epsilon",
-                   "--movement-pruning-frequency-steps", "--sparsity-steps"):
+    for option in (
+        "--model-size",
+        "--end-sparsity",
+        "--pruning-start-epoch",
+        "--data-dir",
+        "--spt-epsilon",
+        "--movement-pruning-frequency-steps",
+        "--sparsity-steps",
+    ):
         assert option in helped.stdout
     text = " ".join(helped.stdout.split())
     assert "[default: 0.99]" in text and "[default: 96]" in text and "[default: spt]" in text
@@ -123,6 +162,13 @@ def test_real_process_exit_code_and_help():
 def test_cli_options_parse_to_config():
     from gated_bert.cli import build_config
 
-    config = build_config(dict(model_size="tiny", sparsity_steps=(10.0, 50.0), spt_explore_per_layer=True,
-                               data_dir=None, epochs=10))
+    config = build_config(
+        dict(
+            model_size="tiny",
+            sparsity_steps=(10.0, 50.0),
+            spt_explore_per_layer=True,
+            data_dir=None,
+            epochs=10,
+        )
+    )
     assert config.sparsity_steps == (10.0, 50.0) and config.spt_explore_per_layer and config.epochs == 10

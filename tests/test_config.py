@@ -10,7 +10,12 @@ from gated_bert.errors import ConfigError
 def test_spec_defaults():
     c = GatedBertConfig()
     assert (c.epochs, c.batch_size, c.learning_rate, c.dropout_rate) == (25, 96, 2e-5, 0.0)
-    assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (0.0, 0.99, 4, 23)
+    assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (
+        0.0,
+        0.99,
+        4,
+        23,
+    )
     assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "linear")
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5
@@ -36,7 +41,9 @@ def test_presets_and_size_scaled_defaults(size, shape, epsilon, frequency):
 
 
 def test_custom_size_overrides_preset():
-    arch = GatedBertConfig(model_size="small", num_layers=8, d_model=512, num_heads=8, dff=2048).architecture()
+    arch = GatedBertConfig(
+        model_size="small", num_layers=8, d_model=512, num_heads=8, dff=2048
+    ).architecture()
     assert (arch.num_layers, arch.d_model, arch.num_heads, arch.dff) == (8, 512, 8, 2048)
 
 
@@ -78,7 +85,10 @@ BAD = [
     (dict(learning_rate=0.0), "learning_rate must be a positive number, got 0.0"),
     (dict(learning_rate=float("nan")), "learning_rate must be a positive number"),
     (dict(pruning_start_epoch=0), "pruning_start_epoch must be a positive integer"),
-    (dict(pruning_start_epoch=5, pruning_end_epoch=3), "pruning_start_epoch (5) must be <= pruning_end_epoch (3)"),
+    (
+        dict(pruning_start_epoch=5, pruning_end_epoch=3),
+        "pruning_start_epoch (5) must be <= pruning_end_epoch (3)",
+    ),
     (dict(d_model=100, num_heads=3), "d_model (100) must be divisible by num_heads (3)"),
     (dict(sparsity_steps=(10, 5)), "sparsity_steps must be strictly increasing, got 10.0 then 5.0"),
     (dict(sparsity_steps=(10, 100)), "sparsity_steps values must be within (0, 100)"),

@@ -48,47 +48,101 @@ def _write(path: Path, lines: list[str], bom: bool = False) -> None:
 
 
 def make_cola(root: Path) -> None:
-    rows = ["gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
-            "gj04\t0\t*\tThey drank the pub \"dry.",
-            "gj04\t1\t\tThe sailors rode the breeze clear of the rocks."]
+    rows = [
+        "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
+        'gj04\t0\t*\tThey drank the pub "dry.',
+        "gj04\t1\t\tThe sailors rode the breeze clear of the rocks.",
+    ]
     _write(root / "CoLA" / "train.tsv", rows)
     _write(root / "CoLA" / "dev.tsv", rows[:2])
 
 
 def make_stsb(root: Path) -> None:
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
-    rows = [header,
-            "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000",
-            "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man is playing a flute.\tA man plays a \"flute.\t3.800",
-            "2\tmain-news\tMSRvid\t2012test\t0005\tnone\tnone\tA man eats.\tA dog runs.\t0.000"]
+    rows = [
+        header,
+        "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000",
+        '1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man is playing a flute.\tA man plays a "flute.\t3.800',
+        "2\tmain-news\tMSRvid\t2012test\t0005\tnone\tnone\tA man eats.\tA dog runs.\t0.000",
+    ]
     _write(root / "STS-B" / "train.tsv", rows)
     _write(root / "STS-B" / "dev.tsv", rows[:3])
 
 
 def make_mnli(root: Path) -> None:
-    cols = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-            "sentence1_parse", "sentence2_parse", "sentence1", "sentence2"]
+    cols = [
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "sentence1_binary_parse",
+        "sentence2_binary_parse",
+        "sentence1_parse",
+        "sentence2_parse",
+        "sentence1",
+        "sentence2",
+    ]
     train_header = "\t".join(cols + ["label1", "gold_label"])
     dev_header = "\t".join(cols + ["label1", "label2", "label3", "label4", "label5", "gold_label"])
+
     def row(i, a, b, labels):
-        return "\t".join([str(i), "1", f"{i}e", "fiction", "( x )", "( y )", "(ROOT x)", "(ROOT y)", a, b, *labels])
-    _write(root / "MNLI" / "train.tsv", [train_header,
-        row(0, "Conceptually cream skimming has two dimensions.", "Product and geography are what make it work.", ["neutral", "neutral"]),
-        row(1, "you know during the season", "You lose the things.", ["entailment", "entailment"]),
-        row(2, "One of our number will carry out", "A member will \"execute orders.", ["contradiction", "contradiction"])])
+        return "\t".join(
+            [str(i), "1", f"{i}e", "fiction", "( x )", "( y )", "(ROOT x)", "(ROOT y)", a, b, *labels]
+        )
+
+    _write(
+        root / "MNLI" / "train.tsv",
+        [
+            train_header,
+            row(
+                0,
+                "Conceptually cream skimming has two dimensions.",
+                "Product and geography are what make it work.",
+                ["neutral", "neutral"],
+            ),
+            row(1, "you know during the season", "You lose the things.", ["entailment", "entailment"]),
+            row(
+                2,
+                "One of our number will carry out",
+                'A member will "execute orders.',
+                ["contradiction", "contradiction"],
+            ),
+        ],
+    )
     for name in ("dev_matched.tsv", "dev_mismatched.tsv"):
-        _write(root / "MNLI" / name, [dev_header,
-            row(0, "The new rights are nice enough", "Everyone really likes the newest benefits", ["neutral"] * 5 + ["neutral"]),
-            row(1, "This site includes a list", "The Government Executive articles", ["contradiction"] * 5 + ["contradiction"])])
+        _write(
+            root / "MNLI" / name,
+            [
+                dev_header,
+                row(
+                    0,
+                    "The new rights are nice enough",
+                    "Everyone really likes the newest benefits",
+                    ["neutral"] * 5 + ["neutral"],
+                ),
+                row(
+                    1,
+                    "This site includes a list",
+                    "The Government Executive articles",
+                    ["contradiction"] * 5 + ["contradiction"],
+                ),
+            ],
+        )
 
 
 def make_qnli_qqp(root: Path) -> None:
-    q = ["index\tquestion\tsentence\tlabel", "0\tWhat came into force?\tThe law came into force.\tentailment",
-         "1\tWhat is it?\tNothing here.\tnot_entailment"]
+    q = [
+        "index\tquestion\tsentence\tlabel",
+        "0\tWhat came into force?\tThe law came into force.\tentailment",
+        "1\tWhat is it?\tNothing here.\tnot_entailment",
+    ]
     _write(root / "QNLI" / "train.tsv", q)
     _write(root / "QNLI" / "dev.tsv", q)
-    qq = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate", "0\t1\t2\tHow do I?\tHow can I?\t1",
-          "1\t3\t4\tWhy?\tWhen?\t0"]
+    qq = [
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+        "0\t1\t2\tHow do I?\tHow can I?\t1",
+        "1\t3\t4\tWhy?\tWhen?\t0",
+    ]
     _write(root / "QQP" / "train.tsv", qq)
     _write(root / "QQP" / "dev.tsv", qq)
 
@@ -132,22 +186,75 @@ def test_max_samples_slice(glue_dir):
     "setup, task, message",
     [
         (lambda root: None, "sst2", "no SST-2/ folder in"),
-        (lambda root: _write(root / "SST-2" / "train.tsv", ["sentence\tlabel", "a\t1"]), "sst2", "missing file .*dev.tsv"),
-        (lambda root: [_write(root / "SST-2" / n, ["text\tlabel", "a\t1"]) for n in ("train.tsv", "dev.tsv")],
-         "sst2", r"lacks column\(s\) \['sentence'\]"),
-        (lambda root: [_write(root / "SST-2" / n, ["sentence\tlabel", "a\t1", "b\tpos"]) for n in ("train.tsv", "dev.tsv")],
-         "sst2", "line 3: unknown label 'pos' for sst2"),
-        (lambda root: [_write(root / "SST-2" / n, ["sentence\tlabel", "a\t1", "b\t0\textra"]) for n in ("train.tsv", "dev.tsv")],
-         "sst2", "malformed TSV .*line 3"),
-        (lambda root: [_write(root / "SST-2" / n, []) for n in ("train.tsv", "dev.tsv")], "sst2", "empty file"),
-        (lambda root: [_write(root / "CoLA" / n, ["a\tb"]) for n in ("train.tsv", "dev.tsv")],
-         "cola", "has 2 columns, expected at least 4 for cola"),
-        (lambda root: make_stsb(root) or _write(root / "STS-B" / "dev.tsv",
-         ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore", "0\tg\tf\ty\to\ts\ts\ta\tb\t7.5"]),
-         "stsb", "line 2: score '7.5' is not a number in"),
-        (lambda root: make_mnli(root) or (root / "MNLI" / "dev_mismatched.tsv").unlink(), "mnli", "missing file .*dev_mismatched.tsv"),
+        (
+            lambda root: _write(root / "SST-2" / "train.tsv", ["sentence\tlabel", "a\t1"]),
+            "sst2",
+            "missing file .*dev.tsv",
+        ),
+        (
+            lambda root: [
+                _write(root / "SST-2" / n, ["text\tlabel", "a\t1"]) for n in ("train.tsv", "dev.tsv")
+            ],
+            "sst2",
+            r"lacks column\(s\) \['sentence'\]",
+        ),
+        (
+            lambda root: [
+                _write(root / "SST-2" / n, ["sentence\tlabel", "a\t1", "b\tpos"])
+                for n in ("train.tsv", "dev.tsv")
+            ],
+            "sst2",
+            "line 3: unknown label 'pos' for sst2",
+        ),
+        (
+            lambda root: [
+                _write(root / "SST-2" / n, ["sentence\tlabel", "a\t1", "b\t0\textra"])
+                for n in ("train.tsv", "dev.tsv")
+            ],
+            "sst2",
+            "malformed TSV .*line 3",
+        ),
+        (
+            lambda root: [_write(root / "SST-2" / n, []) for n in ("train.tsv", "dev.tsv")],
+            "sst2",
+            "empty file",
+        ),
+        (
+            lambda root: [_write(root / "CoLA" / n, ["a\tb"]) for n in ("train.tsv", "dev.tsv")],
+            "cola",
+            "has 2 columns, expected at least 4 for cola",
+        ),
+        (
+            lambda root: (
+                make_stsb(root)
+                or _write(
+                    root / "STS-B" / "dev.tsv",
+                    [
+                        "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+                        "0\tg\tf\ty\to\ts\ts\ta\tb\t7.5",
+                    ],
+                )
+            ),
+            "stsb",
+            "line 2: score '7.5' is not a number in",
+        ),
+        (
+            lambda root: make_mnli(root) or (root / "MNLI" / "dev_mismatched.tsv").unlink(),
+            "mnli",
+            "missing file .*dev_mismatched.tsv",
+        ),
     ],
-    ids=["no-task-dir", "missing-dev", "wrong-columns", "unknown-label", "ragged-row", "empty", "cola-layout", "stsb-range", "mnli-mismatched"],
+    ids=[
+        "no-task-dir",
+        "missing-dev",
+        "wrong-columns",
+        "unknown-label",
+        "ragged-row",
+        "empty",
+        "cola-layout",
+        "stsb-range",
+        "mnli-mismatched",
+    ],
 )
 def test_malformed_local_data_names_file(tmp_path, setup, task, message):
     setup(tmp_path)

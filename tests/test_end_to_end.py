@@ -23,11 +23,39 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "out"
     cmd = [
-        "mlflow", "run", str(REPO), "-e", "train", "--env-manager", "local", "--experiment-name", "e2e",
-        "-P", "model_size=tiny", "-P", "epochs=2", "-P", f"data_dir={glue_dir}", "-P", "max_train_samples=600",
-        "-P", "max_eval_samples=200", "-P", "batch_size=32", "-P", "learning_rate=1e-4",
-        "-P", "pruning_method=magnitude", "-P", "pruning_start_epoch=1", "-P", "end_sparsity=0.5",
-        "-P", f"output_root={out}", "-P", "verbose=1",
+        "mlflow",
+        "run",
+        str(REPO),
+        "-e",
+        "train",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "e2e",
+        "-P",
+        "model_size=tiny",
+        "-P",
+        "epochs=2",
+        "-P",
+        f"data_dir={glue_dir}",
+        "-P",
+        "max_train_samples=600",
+        "-P",
+        "max_eval_samples=200",
+        "-P",
+        "batch_size=32",
+        "-P",
+        "learning_rate=1e-4",
+        "-P",
+        "pruning_method=magnitude",
+        "-P",
+        "pruning_start_epoch=1",
+        "-P",
+        "end_sparsity=0.5",
+        "-P",
+        f"output_root={out}",
+        "-P",
+        "verbose=1",
     ]
     done = subprocess.run(cmd, cwd=tmp_path, env=_env(uri), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -42,8 +70,16 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
     assert params["model_size"] == "tiny" and params["pruning_method"] == "magnitude"
     assert params["resolved.pruning_end_epoch"] == "2"  # capped from 23
     assert params["num_layers"] == "2" or params.get("resolved.num_layers") == "2"
-    for key in ("train_loss", "eval_loss", "eval_accuracy", "sparsity", "sparsity/layer_1/ffn_out",
-                "epoch_seconds", "examples_per_second", "sparsity_all_params"):
+    for key in (
+        "train_loss",
+        "eval_loss",
+        "eval_accuracy",
+        "sparsity",
+        "sparsity/layer_1/ffn_out",
+        "epoch_seconds",
+        "examples_per_second",
+        "sparsity_all_params",
+    ):
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [1, 2], key
     sparsity = [m.value for m in client.get_metric_history(run.info.run_id, "sparsity")]
@@ -51,12 +87,20 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "results")}
     names = {p.split("/")[-1].split("_2")[0] for p in artifacts}
-    assert {"results_magnitude", "metadata_magnitude", "accuracy_sparsity_magnitude", "loss_sparsity_magnitude",
-            "sparsity_heatmap_magnitude", "config.json"} <= names
+    assert {
+        "results_magnitude",
+        "metadata_magnitude",
+        "accuracy_sparsity_magnitude",
+        "loss_sparsity_magnitude",
+        "sparsity_heatmap_magnitude",
+        "config.json",
+    } <= names
     results_dir = out / "results_magnitude_sst2"
     metadata = json.loads(next(results_dir.glob("metadata_*.json")).read_text())
     assert metadata["num_train_examples"] == 600 and metadata["data_source"] == str(glue_dir)
-    assert (out / "experiment_logs").is_dir() and any((out / "checkpoints_magnitude_sst2").rglob("*.weights.h5"))
+    assert (out / "experiment_logs").is_dir() and any(
+        (out / "checkpoints_magnitude_sst2").rglob("*.weights.h5")
+    )
 
     # the logged model reloads in a fresh process and reproduces the logged eval metric
     script = f"""
@@ -67,8 +111,14 @@ model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
 dev = pd.read_csv({str(glue_dir / "SST-2" / "dev.tsv")!r}, sep="\\t", quoting=csv.QUOTE_NONE).head(200)
 print(accuracy_score(dev["label"], model.predict(dev[["sentence"]])))
 """
-    loaded = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(uri),
-                            capture_output=True, text=True, timeout=300)
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=_env(uri),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert float(loaded.stdout.strip().splitlines()[-1]) == pytest.approx(run.data.metrics["eval_accuracy"])
 

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlflow
 import psutil
@@ -40,8 +39,20 @@ def test_defaults_are_the_spec(captured_plan, capsys):
     plan, mode = _parse([], captured_plan)
     assert plan.methods == ("magnitude", "movement", "spt", "baseline") and not plan.parallel
     c = plan.configs[0]
-    assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (25, 96, 2e-5, "base", "sst2", 128)
-    assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (0.0, 0.99, 4, 23)
+    assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (
+        25,
+        96,
+        2e-5,
+        "base",
+        "sst2",
+        128,
+    )
+    assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (
+        0.0,
+        0.99,
+        4,
+        23,
+    )
     assert [cfg.pruning_method for cfg in plan.configs] == ["magnitude", "movement", "spt", "none"]
     assert mode == "bars"  # no terminal: never prompt
     out = capsys.readouterr().out
@@ -51,15 +62,40 @@ def test_defaults_are_the_spec(captured_plan, capsys):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["-e", "10", "-b", "64", "-m", "tiny"], dict(epochs=10, batch_size=64, model_size="tiny", pruning_end_epoch=10)),
+        (
+            ["-e", "10", "-b", "64", "-m", "tiny"],
+            dict(epochs=10, batch_size=64, model_size="tiny", pruning_end_epoch=10),
+        ),
         (["-p", "baseline,spt", "-t", "mnli"], dict(task="mnli")),
-        (["-s", "0.1", "-f", "0.8", "-ps", "2", "-pe", "15"],
-         dict(start_sparsity=0.1, end_sparsity=0.8, pruning_start_epoch=2, pruning_end_epoch=15)),
-        (["--epochs", "20", "--batch-size", "48", "--model-size", "small", "--pruning-methods", "magnitude,movement",
-          "--task", "sst2", "--start-sparsity", "0.05", "--end-sparsity", "0.9"],
-         dict(epochs=20, batch_size=48, model_size="small", start_sparsity=0.05, end_sparsity=0.9)),
-        (["-ss", "10 50 90", "-se", "true", "-ml", "64", "-l", "3e-4"],
-         dict(sparsity_steps=(10.0, 50.0, 90.0), spt_explore_per_layer=True, max_len=64, learning_rate=3e-4)),
+        (
+            ["-s", "0.1", "-f", "0.8", "-ps", "2", "-pe", "15"],
+            dict(start_sparsity=0.1, end_sparsity=0.8, pruning_start_epoch=2, pruning_end_epoch=15),
+        ),
+        (
+            [
+                "--epochs",
+                "20",
+                "--batch-size",
+                "48",
+                "--model-size",
+                "small",
+                "--pruning-methods",
+                "magnitude,movement",
+                "--task",
+                "sst2",
+                "--start-sparsity",
+                "0.05",
+                "--end-sparsity",
+                "0.9",
+            ],
+            dict(epochs=20, batch_size=48, model_size="small", start_sparsity=0.05, end_sparsity=0.9),
+        ),
+        (
+            ["-ss", "10 50 90", "-se", "true", "-ml", "64", "-l", "3e-4"],
+            dict(
+                sparsity_steps=(10.0, 50.0, 90.0), spt_explore_per_layer=True, max_len=64, learning_rate=3e-4
+            ),
+        ),
     ],
 )
 def test_spec_examples_parse(argv, expected, captured_plan):
@@ -74,8 +110,10 @@ def test_spec_examples_parse(argv, expected, captured_plan):
 
 
 def test_parallel_flags(captured_plan):
-    plan, mode = _parse(["-parallel", "-max-parallel-jobs", "2", "--output-mode", "logs", "-p", "baseline,spt,magnitude"],
-                        captured_plan)
+    plan, mode = _parse(
+        ["-parallel", "-max-parallel-jobs", "2", "--output-mode", "logs", "-p", "baseline,spt,magnitude"],
+        captured_plan,
+    )
     assert plan.parallel and plan.max_parallel_jobs == 2 and mode == "logs"
     plan, _ = _parse(["-parallel"], captured_plan)
     assert plan.max_parallel_jobs == 4
@@ -115,19 +153,50 @@ def test_bad_flags_exit_2(argv, message, capsys, tmp_path):
 def test_shell_script_help():
     done = subprocess.run([str(REPO / "run_experiments.sh"), "-h"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
-    for flag in ("-e, --epochs", "-ps, --pruning-start", "-ss, --sparsity-steps", "-se, --spt-explore",
-                 "-parallel", "-max-parallel-jobs", "--output-mode", "--data-dir", "--max-train-samples"):
+    for flag in (
+        "-e, --epochs",
+        "-ps, --pruning-start",
+        "-ss, --sparsity-steps",
+        "-se, --spt-explore",
+        "-parallel",
+        "-max-parallel-jobs",
+        "--output-mode",
+        "--data-dir",
+        "--max-train-samples",
+    ):
         assert flag in done.stdout
 
 
 def _experiments(tmp, glue_dir, *extra, methods="baseline,magnitude", epochs="1", samples="200", popen=False):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_RUN_ID", None)
-    cmd = [str(REPO / "run_experiments.sh"), "-parallel", "-e", epochs, "-b", "32", "-m", "tiny", "-p", methods,
-           "-ps", "1", "-f", "0.5", "--data-dir", str(glue_dir), "--max-train-samples", samples,
-           "--output-root", str(tmp / "out"), *extra]
+    cmd = [
+        str(REPO / "run_experiments.sh"),
+        "-parallel",
+        "-e",
+        epochs,
+        "-b",
+        "32",
+        "-m",
+        "tiny",
+        "-p",
+        methods,
+        "-ps",
+        "1",
+        "-f",
+        "0.5",
+        "--data-dir",
+        str(glue_dir),
+        "--max-train-samples",
+        samples,
+        "--output-root",
+        str(tmp / "out"),
+        *extra,
+    ]
     if popen:
-        return subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -151,7 +220,9 @@ def test_parallel_bars_without_terminal(bars_run):
     out = tmp / "out"
     assert (out / "pruning_methods_comparison_dual_axis.png").is_file()
     table = (out / "pruning_methods_comparison.csv").read_text().splitlines()
-    assert table[0] == "method,metric,final_metric,final_sparsity,best_metric,wall_seconds" and len(table) == 3
+    assert (
+        table[0] == "method,metric,final_metric,final_sparsity,best_metric,wall_seconds" and len(table) == 3
+    )
     assert (out / "results_baseline_sst2").is_dir() and (out / "results_magnitude_sst2").is_dir()
     assert len(list((out / "experiment_logs").glob("*_sst2_*.log"))) >= 2
     runs = _runs(tmp)
@@ -223,13 +294,24 @@ def test_notebook_runs_top_to_bottom(bars_run, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
     monkeypatch.setenv("GATED_BERT_EXPERIMENT", "sst2")
     notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
-    outputs = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                      for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}
+    ).execute()
+    outputs = "".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+    )
     assert "2 finished training runs in experiment 'sst2'" in outputs
     assert "magnitude" in outputs and "baseline" in outputs
-    images = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs
-              if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert len(images) == 2
 
 
@@ -241,14 +323,29 @@ def test_compare_from_results_dirs(tmp_path):
         folder.mkdir()
         stamp = f"{method}_20260101_000000_000001"
         (folder / f"results_{stamp}.csv").write_text(
-            "epoch,eval_accuracy,sparsity\n" + "".join(f"{i + 1},{v},{0.5 * i}\n" for i, v in enumerate(values)))
-        (folder / f"metadata_{stamp}.json").write_text('{"main_metric": "eval_accuracy", "timings": {"fit_seconds": 12.5}}')
+            "epoch,eval_accuracy,sparsity\n"
+            + "".join(f"{i + 1},{v},{0.5 * i}\n" for i, v in enumerate(values))
+        )
+        (folder / f"metadata_{stamp}.json").write_text(
+            '{"main_metric": "eval_accuracy", "timings": {"fit_seconds": 12.5}}'
+        )
     curves = curves_from_results(sorted(tmp_path.glob("results_*")))
     table = comparison_table(curves)
     assert table["method"].tolist() == ["baseline", "spt"]
     assert table["final_metric"].tolist() == [0.7, 0.65] and table["best_metric"].tolist() == [0.7, 0.65]
     assert table["final_sparsity"].tolist() == [0.5, 0.5] and table["wall_seconds"].tolist() == [12.5, 12.5]
-    done = subprocess.run([sys.executable, str(REPO / "plot_comparison.py"), "--root", str(tmp_path),
-                           "--output-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "plot_comparison.py"),
+            "--root",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "pruning_methods_comparison_dual_axis.png").is_file()

@@ -43,4 +43,6 @@ def test_losses():
     assert loss_from_outputs(TASKS["sst2"], logits, np.array([0, 0])) == pytest.approx(
         -(np.log(0.5) + np.log(0.75)) / 2
     )
-    assert loss_from_outputs(TASKS["stsb"], np.array([[1.0], [3.0]]), np.array([0.0, 1.0])) == pytest.approx(2.5)
+    assert loss_from_outputs(TASKS["stsb"], np.array([[1.0], [3.0]]), np.array([0.0, 1.0])) == pytest.approx(
+        2.5
+    )

@@ -9,7 +9,9 @@ from gated_bert.model import CUSTOM_OBJECTS, build_model, count_parameters, prun
 from tests.conftest import micro_config
 
 
-@pytest.mark.parametrize("size, expected", [("tiny", 9e6), ("small", 28e6), ("base", 108e6), ("large", 333e6)])
+@pytest.mark.parametrize(
+    "size, expected", [("tiny", 9e6), ("small", 28e6), ("base", 108e6), ("large", 333e6)]
+)
 def test_preset_parameter_counts_within_5_percent(size, expected):
     model = build_model(GatedBertConfig(model_size=size).architecture(), 2)
     assert abs(count_parameters(model) - expected) / expected < 0.05
@@ -94,8 +96,11 @@ def test_save_and_reload_keras_identical_predictions(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model(micro_config().architecture(), 3, with_scores=True)
     kernel = prunable_kernels(model)[3].layer
-    kernel.mask.assign(np.where(np.arange(kernel.mask.shape[0] * kernel.mask.shape[1]) % 3, 1.0, 0.0)
-                       .reshape(kernel.mask.shape).astype("float32"))
+    kernel.mask.assign(
+        np.where(np.arange(kernel.mask.shape[0] * kernel.mask.shape[1]) % 3, 1.0, 0.0)
+        .reshape(kernel.mask.shape)
+        .astype("float32")
+    )
     x = _inputs(pad_from=5)
     path = tmp_path / "m.keras"
     model.save(path)

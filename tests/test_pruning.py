@@ -161,8 +161,9 @@ def test_trainer_without_pruning_callback_fails_loudly():
 
     config = micro_config(pruning_method="magnitude", pruning_start_epoch=1, pruning_end_epoch=2)
     model = build_model(config.architecture(), 2)
-    trainer = PruningTrainer(model, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                             pruner=Pruner(config, model, 10))
+    trainer = PruningTrainer(
+        model, keras.losses.SparseCategoricalCrossentropy(from_logits=True), pruner=Pruner(config, model, 10)
+    )
     trainer.compile(optimizer="adam")
     with pytest.raises(RuntimeError, match="PruningCallback"):
         trainer.fit(tf.data.Dataset.from_tensors(({"token_ids": [[2, 3]], "segment_ids": [[0, 0]]}, [1])))

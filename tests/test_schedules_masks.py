@@ -51,7 +51,9 @@ def test_epoch_schedule_linear_zero_before_window():
 
 
 def test_step_schedule_updates_every_frequency_and_at_end():
-    schedule = StepSchedule("linear", begin_step=100, end_step=330, frequency=50, start_sparsity=0.0, end_sparsity=0.9)
+    schedule = StepSchedule(
+        "linear", begin_step=100, end_step=330, frequency=50, start_sparsity=0.0, end_sparsity=0.9
+    )
     updates = [t for t in range(0, 400) if schedule.is_update_step(t)]
     assert updates == [150, 200, 250, 300, 330]
     assert schedule.sparsity_at(330) == pytest.approx(0.9)

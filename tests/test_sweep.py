@@ -26,10 +26,24 @@ def _runs(experiment):
 
 @pytest.mark.slow
 def test_parallel_sweep_on_real_sst2(glue_dir, tracking):
-    base = micro_config(model_size="tiny", num_layers=None, d_model=None, num_heads=None, dff=None,
-                        vocab_size=30522, max_len=128, data_dir=str(glue_dir), max_train_samples=300,
-                        max_eval_samples=100, epochs=2, pruning_method="spt", end_sparsity=0.5,
-                        pruning_start_epoch=1, pruning_end_epoch=2, experiment_name="sweep-e2e")
+    base = micro_config(
+        model_size="tiny",
+        num_layers=None,
+        d_model=None,
+        num_heads=None,
+        dff=None,
+        vocab_size=30522,
+        max_len=128,
+        data_dir=str(glue_dir),
+        max_train_samples=300,
+        max_eval_samples=100,
+        epochs=2,
+        pruning_method="spt",
+        end_sparsity=0.5,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        experiment_name="sweep-e2e",
+    )
     settings = SweepSettings(n_trials=4, n_jobs=2, study_name="e2e", sampler="random", pruner="none", seed=1)
     result = run_sweep(base, settings)
     study = optuna.load_study(study_name="e2e", storage=make_storage(result.storage))
@@ -52,34 +66,64 @@ def test_parallel_sweep_on_real_sst2(glue_dir, tracking):
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
     assert float(parent.data.params["best.spt_epsilon"]) == pytest.approx(study.best_params["spt_epsilon"])
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id, "sweep")}
-    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/parallel_coordinate.png",
-            "sweep/slice.png"} <= artifacts
+    assert {
+        "sweep/trials.csv",
+        "sweep/optimization_history.png",
+        "sweep/parallel_coordinate.png",
+        "sweep/slice.png",
+    } <= artifacts
     assert {"sweep/param_importances.png", "sweep/param_importances.txt"} & artifacts
 
 
 def test_failing_trial_is_fail_and_failed_others_complete(sst2_dir, tracking):
     space = tracking / "space.yaml"
-    space.write_text("replace: true\nparams:\n  learning_rate: {type: categorical, choices: [0.001, 1.0e12]}\n")
-    base = micro_config(data_dir=str(sst2_dir), pruning_method="spt", epochs=1, pruning_start_epoch=1,
-                        pruning_end_epoch=1, end_sparsity=0.5, experiment_name="sweep-fail")
-    settings = SweepSettings(n_trials=3, n_jobs=1, study_name="fail", sampler="random", pruner="none",
-                             seed=0, search_space=str(space))
+    space.write_text(
+        "replace: true\nparams:\n  learning_rate: {type: categorical, choices: [0.001, 1.0e12]}\n"
+    )
+    base = micro_config(
+        data_dir=str(sst2_dir),
+        pruning_method="spt",
+        epochs=1,
+        pruning_start_epoch=1,
+        pruning_end_epoch=1,
+        end_sparsity=0.5,
+        experiment_name="sweep-fail",
+    )
+    settings = SweepSettings(
+        n_trials=3,
+        n_jobs=1,
+        study_name="fail",
+        sampler="random",
+        pruner="none",
+        seed=0,
+        search_space=str(space),
+    )
     result = run_sweep(base, settings)
     study = optuna.load_study(study_name="fail", storage=make_storage(result.storage))
     by_lr = {t.number: (t.params["learning_rate"], t.state.name) for t in study.trials}
     assert {state for lr, state in by_lr.values() if lr > 1} == {"FAIL"}
     assert {state for lr, state in by_lr.values() if lr < 1} == {"COMPLETE"}
     assert {"FAIL", "COMPLETE"} == {state for _, state in by_lr.values()}
-    children = {int(r.data.tags["optuna.trial_number"]): r for r in _runs("sweep-fail")
-                if "optuna.trial_number" in r.data.tags}
-    for number, (lr, state) in by_lr.items():
+    children = {
+        int(r.data.tags["optuna.trial_number"]): r
+        for r in _runs("sweep-fail")
+        if "optuna.trial_number" in r.data.tags
+    }
+    for number, (_, state) in by_lr.items():
         assert children[number].info.status == ("FAILED" if state == "FAIL" else "FINISHED")
         assert children[number].data.tags["optuna.trial_state"] == state
 
 
 def test_rerunning_a_study_adds_trials(sst2_dir, tracking):
-    base = micro_config(data_dir=str(sst2_dir), pruning_method="spt", epochs=2, end_sparsity=0.3,
-                        pruning_start_epoch=1, pruning_end_epoch=2, experiment_name="sweep-again")
+    base = micro_config(
+        data_dir=str(sst2_dir),
+        pruning_method="spt",
+        epochs=2,
+        end_sparsity=0.3,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        experiment_name="sweep-again",
+    )
     settings = SweepSettings(n_trials=1, n_jobs=1, study_name="again", pruner="none")
     first = run_sweep(base, settings)
     second = run_sweep(base, settings)
@@ -91,8 +135,16 @@ def test_rerunning_a_study_adds_trials(sst2_dir, tracking):
 
 def test_search_space_file_narrows(tmp_path):
     path = tmp_path / "space.json"
-    path.write_text(json.dumps({"params": {"spt_epsilon": {"type": "float", "low": 0.002, "high": 0.003},
-                                           "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "params": {
+                    "spt_epsilon": {"type": "float", "low": 0.002, "high": 0.003},
+                    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True},
+                }
+            }
+        )
+    )
     space = load_space(str(path), epochs=5)
     assert set(space) == set(default_space(5)) | {"learning_rate"}
     base = micro_config(epochs=5, pruning_method="spt")
@@ -108,13 +160,21 @@ def test_search_space_file_narrows(tmp_path):
     "text, suffix, message",
     [
         ("params:\n  colour: {type: float, low: 0, high: 1}\n", ".yaml", "unknown config field 'colour'"),
-        ("params:\n  spt_epsilon: {type: gaussian}\n", ".yaml", "spt_epsilon needs a mapping with type one of"),
+        (
+            "params:\n  spt_epsilon: {type: gaussian}\n",
+            ".yaml",
+            "spt_epsilon needs a mapping with type one of",
+        ),
         ("params:\n  spt_epsilon: {type: float, low: 0.1, high: 0.01}\n", ".yaml", "low 0.1 > high 0.01"),
         ("params:\n  spt_epsilon: {type: float, low: 0, high: 0.01, log: true}\n", ".yaml", "needs low > 0"),
         ("params: [1, 2\n", ".yaml", "is not valid YAML"),
-        ("{\"params\": ", ".json", "is not valid JSON"),
+        ('{"params": ', ".json", "is not valid JSON"),
         ("spt_epsilon: 0.1\n", ".yaml", "needs a top-level 'params' mapping"),
-        ("params:\n  spt_explore_per_layer: {type: categorical, choices: []}\n", ".yaml", "non-empty list of choices"),
+        (
+            "params:\n  spt_explore_per_layer: {type: categorical, choices: []}\n",
+            ".yaml",
+            "non-empty list of choices",
+        ),
     ],
 )
 def test_bad_search_space_files(tmp_path, text, suffix, message):
@@ -136,7 +196,9 @@ def test_bad_sweep_flags_exit_2(capsys, tmp_path):
     ]
     for flags, message in cases:
         with pytest.raises(SystemExit) as info:
-            main(["sweep", "--epochs", "3", "--pruning-method", "spt", "--output-root", str(tmp_path), *flags])
+            main(
+                ["sweep", "--epochs", "3", "--pruning-method", "spt", "--output-root", str(tmp_path), *flags]
+            )
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert info.value.code == 2 and err.startswith("Error: ") and message in err
     assert not (tmp_path / "optuna_journal.log").exists()

@@ -33,7 +33,17 @@ def test_pair_encoding_segments_and_truncation():
     assert segments[0][: sep + 1].tolist() == [0] * (sep + 1) and set(segments[0][sep + 1 :].tolist()) <= {1}
     full = tok.prepare(tok.train_wordpiece(TEXTS, 100), max_len=32)
     ids, segments = tok.encode(full, split)
-    assert [full.id_to_token(i) for i in ids[0]] == ["[CLS]", "the", "movie", "was", "good", "[SEP]", "bad", "acting", "[SEP]"]
+    assert [full.id_to_token(i) for i in ids[0]] == [
+        "[CLS]",
+        "the",
+        "movie",
+        "was",
+        "good",
+        "[SEP]",
+        "bad",
+        "acting",
+        "[SEP]",
+    ]
     assert segments[0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
 
 

@@ -18,8 +18,13 @@ def _run(sst2_dir, **overrides):
 @pytest.mark.parametrize("target", [0.5, 0.9])
 def test_every_method_reaches_target_exactly(sst2_dir, method, target):
     config, result = _run(
-        sst2_dir, pruning_method=method, epochs=3, pruning_start_epoch=1, pruning_end_epoch=2,
-        end_sparsity=target, movement_pruning_frequency_steps=7,
+        sst2_dir,
+        pruning_method=method,
+        epochs=3,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        end_sparsity=target,
+        movement_pruning_frequency_steps=7,
     )
     kernels = prunable_kernels(result.classifier)
     sizes = [int(np.prod(k.layer.mask.shape)) for k in kernels]
@@ -49,8 +54,15 @@ def test_masks_change_during_fit_not_only_after(sst2_dir, monkeypatch):
         seen.append(float((self.pruner.kernels[0].layer.mask.numpy() == 0).mean()))
 
     monkeypatch.setattr(PruningCallback, "on_train_batch_end", spy)
-    _run(sst2_dir, pruning_method="movement", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2,
-         end_sparsity=0.8, movement_pruning_frequency_steps=5)
+    _run(
+        sst2_dir,
+        pruning_method="movement",
+        epochs=2,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        end_sparsity=0.8,
+        movement_pruning_frequency_steps=5,
+    )
     assert len(seen) == 40  # 320 examples / 16 per batch * 2 epochs
     assert seen[3] == 0.0 and seen[4] > 0.0  # first update after step 5
     assert len(set(seen)) >= 8  # sparsity rose step by step inside the epochs
@@ -61,12 +73,25 @@ def test_same_seed_same_metrics(sst2_dir):
     drop = ("epoch_seconds", "examples_per_second")
     rows = []
     for _ in range(2):
-        _, result = _run(sst2_dir, pruning_method="spt", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2,
-                         end_sparsity=0.5)
+        _, result = _run(
+            sst2_dir,
+            pruning_method="spt",
+            epochs=2,
+            pruning_start_epoch=1,
+            pruning_end_epoch=2,
+            end_sparsity=0.5,
+        )
         rows.append([{k: v for k, v in r.items() if k not in drop} for r in result.rows])
     assert rows[0] == rows[1]
-    _, other = _run(sst2_dir, pruning_method="spt", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2,
-                    end_sparsity=0.5, seed=7)
+    _, other = _run(
+        sst2_dir,
+        pruning_method="spt",
+        epochs=2,
+        pruning_start_epoch=1,
+        pruning_end_epoch=2,
+        end_sparsity=0.5,
+        seed=7,
+    )
     assert other.rows[-1]["train_loss"] != rows[0][-1]["train_loss"]
 
 
@@ -77,6 +102,8 @@ def test_training_learns_the_synthetic_task(sst2_dir):
 
 
 def test_nan_loss_stops_with_clear_message():
-    with pytest.raises(TrainingDivergedError, match="training loss became nan at batch 3; lower --learning-rate"):
+    with pytest.raises(
+        TrainingDivergedError, match="training loss became nan at batch 3; lower --learning-rate"
+    ):
         NanGuard().on_train_batch_end(2, {"loss": float("nan")})
     NanGuard().on_train_batch_end(2, {"loss": 0.5})

@@ -89,8 +89,10 @@ def _load_local(task: Task, data_dir: Path) -> TaskData:
 def read_tsv(task: Task, path: Path) -> Split:
     """Read one GLUE TSV file exactly as GLUE ships it (quoting disabled, BOM ok)."""
     if not path.is_file():
-        raise DataError(f"missing file {str(path)!r}; {task.name} needs {task.train_file} and "
-                        f"{', '.join(task.eval_files.values())} in {path.parent}/")
+        raise DataError(
+            f"missing file {str(path)!r}; {task.name} needs {task.train_file} and "
+            f"{', '.join(task.eval_files.values())} in {path.parent}/"
+        )
     layout = task.layout
     try:
         frame = pd.read_csv(
@@ -118,8 +120,7 @@ def read_tsv(task: Task, path: Path) -> Split:
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{str(path)!r} lacks column(s) {missing} for {task.name}; header has "
-            f"{list(frame.columns)[:12]}"
+            f"{str(path)!r} lacks column(s) {missing} for {task.name}; header has {list(frame.columns)[:12]}"
         )
     text_a = frame[layout.text_a].tolist()
     text_b = frame[layout.text_b].tolist() if layout.text_b is not None else None
@@ -195,7 +196,9 @@ def _load_hub(task: Task) -> TaskData:
         part = dataset[name]
         labels = np.asarray(part["label"], dtype=np.float32 if task.is_regression else np.int64)
         return Split(
-            list(part[col_a]), list(part[col_b]) if col_b else None, labels,
+            list(part[col_a]),
+            list(part[col_b]) if col_b else None,
+            labels,
             f"hub:{HUB_DATASET}/{task.name}/{name}",
         )
 

@@ -50,7 +50,10 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
         return Tokenizer.from_file(str(path))
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
         show_progress=False,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,10 @@ class _Base:
         if job.returncode == 0:
             self.emit(f"[JOB {job.index}] {job.method}: finished in {seconds:.1f} s")
             return
-        self.emit(f"[JOB {job.index}] {job.method}: FAILED with exit code {job.returncode} after {seconds:.1f} s; "
-                  f"last lines of {job.log_path}:")
+        self.emit(
+            f"[JOB {job.index}] {job.method}: FAILED with exit code {job.returncode} after {seconds:.1f} s; "
+            f"last lines of {job.log_path}:"
+        )
         for line in job.tail():
             self.emit(f"    | {line}")
 
@@ -85,7 +87,9 @@ class PlainLines(_Base):
                 self._shown[job.index] = key
                 filled = int(share * BAR_WIDTH)
                 bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-                self.emit(f"[JOB {job.index}] {job.method:10s} [{bar}] {share * 100:3.0f}% ({status_text(progress)})")
+                self.emit(
+                    f"[JOB {job.index}] {job.method:10s} [{bar}] {share * 100:3.0f}% ({status_text(progress)})"
+                )
 
 
 class RichBars(_Base):
@@ -99,11 +103,18 @@ class RichBars(_Base):
         self.console = Console()
         self.progress = Progress(
             TextColumn("[bold]JOB {task.fields[index]}[/] {task.fields[method]:10s}"),
-            BarColumn(bar_width=BAR_WIDTH), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
-            console=self.console, refresh_per_second=4,
+            BarColumn(bar_width=BAR_WIDTH),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            refresh_per_second=4,
         )
-        self.tasks = {job.index: self.progress.add_task("", total=1.0, index=job.index, method=job.method,
-                                                        status="queued") for job in jobs}
+        self.tasks = {
+            job.index: self.progress.add_task(
+                "", total=1.0, index=job.index, method=job.method, status="queued"
+            )
+            for job in jobs
+        }
         if mode != "logs":
             self.progress.start()
 
@@ -117,7 +128,9 @@ class RichBars(_Base):
             if job.process is None:
                 continue
             progress = job.progress()
-            status = status_text(progress) if job.returncode in (None, 0) else f"FAILED (exit {job.returncode})"
+            status = (
+                status_text(progress) if job.returncode in (None, 0) else f"FAILED (exit {job.returncode})"
+            )
             done = 1.0 if job.returncode == 0 else fraction(progress)
             self.progress.update(self.tasks[job.index], completed=done, status=status)
 

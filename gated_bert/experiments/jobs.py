@@ -68,7 +68,9 @@ class Job:
         return [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
 
 
-def train_command(config: GatedBertConfig, parent_run_id: str, experiment_id: str, progress: Path) -> list[str]:
+def train_command(
+    config: GatedBertConfig, parent_run_id: str, experiment_id: str, progress: Path
+) -> list[str]:
     """`python -m gated_bert.cli train` with every config field spelled out."""
     args = [sys.executable, "-m", "gated_bert.cli", "train"]
     for name, value in config.to_dict().items():
@@ -77,15 +79,28 @@ def train_command(config: GatedBertConfig, parent_run_id: str, experiment_id: st
         if isinstance(value, list):
             value = " ".join(f"{v:g}" for v in value)
         args += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return args + ["--parent-run-id", parent_run_id, "--experiment-id", experiment_id,
-                   "--progress-file", str(progress)]
+    return args + [
+        "--parent-run-id",
+        parent_run_id,
+        "--experiment-id",
+        experiment_id,
+        "--progress-file",
+        str(progress),
+    ]
 
 
 class JobRunner:
     """Starts, watches and stops the jobs; `display` is told what happens."""
 
-    def __init__(self, jobs: list[Job], max_jobs: int, tracking_uri: str, parent_run_id: str,
-                 experiment_id: str, display):
+    def __init__(
+        self,
+        jobs: list[Job],
+        max_jobs: int,
+        tracking_uri: str,
+        parent_run_id: str,
+        experiment_id: str,
+        display,
+    ):
         self.jobs = jobs
         self.max_jobs = max_jobs
         self.tracking_uri = tracking_uri
@@ -114,8 +129,12 @@ class JobRunner:
         job.started = time.time()
         job.process = subprocess.Popen(
             train_command(job.config, self.parent_run_id, self.experiment_id, job.progress_path),
-            cwd=job.workdir, stdout=job.log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self._env(threads), start_new_session=True,  # own process group: we forward Ctrl-C
+            cwd=job.workdir,
+            stdout=job.log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self._env(threads),
+            start_new_session=True,  # own process group: we forward Ctrl-C
         )
         self.display.started(job)
 

@@ -29,8 +29,8 @@ class ExperimentResult:
 def absolute_tracking_uri(uri: str) -> str:
     """Jobs run in other folders: a relative sqlite path must become absolute."""
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
 
 
@@ -46,16 +46,29 @@ def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool, echo
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     uri = absolute_tracking_uri(mlflow.get_tracking_uri())
     mlflow.set_tracking_uri(uri)
-    tags = {"experiments": "parent", "methods": ",".join(plan.methods), "task": base.task,
-            "mode": "parallel" if plan.parallel else "sequential"}
+    tags = {
+        "experiments": "parent",
+        "methods": ",".join(plan.methods),
+        "task": base.task,
+        "mode": "parallel" if plan.parallel else "sequential",
+    }
     started = time.time()
     with tracking.start_run(base, run_name=f"experiments_{base.task}_{stamp}", tags=tags) as parent:
-        tracking.log_params({"methods": ",".join(plan.methods), "parallel": plan.parallel,
-                             "max_parallel_jobs": plan.max_parallel_jobs, "task": base.task,
-                             "model_size": base.model_size, "epochs": base.epochs})
+        tracking.log_params(
+            {
+                "methods": ",".join(plan.methods),
+                "parallel": plan.parallel,
+                "max_parallel_jobs": plan.max_parallel_jobs,
+                "task": base.task,
+                "model_size": base.model_size,
+                "epochs": base.epochs,
+            }
+        )
         jobs = [
             Job(
-                index=i + 1, method=method, config=config,
+                index=i + 1,
+                method=method,
+                config=config,
                 workdir=root / "experiment_jobs" / f"{stamp}_{method}",
                 log_path=root / "experiment_logs" / f"{method}_{base.task}_{stamp}.log",
                 progress_path=root / "experiment_jobs" / f"{stamp}_{method}" / "progress.json",
@@ -63,8 +76,14 @@ def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool, echo
             for i, (method, config) in enumerate(zip(plan.methods, plan.configs))
         ]
         display = make_display(output_mode, jobs, terminal)
-        runner = JobRunner(jobs, plan.max_parallel_jobs if plan.parallel else 1, uri,
-                           parent.info.run_id, parent.info.experiment_id, display)
+        runner = JobRunner(
+            jobs,
+            plan.max_parallel_jobs if plan.parallel else 1,
+            uri,
+            parent.info.run_id,
+            parent.info.experiment_id,
+            display,
+        )
         try:
             runner.run()
         except KeyboardInterrupt:

@@ -39,7 +39,9 @@ class BertEmbeddings(keras.layers.Layer):
         init = self.embeddings_initializer
         self.token = keras.layers.Embedding(vocab_size, d_model, embeddings_initializer=init, name="token")
         self.position = keras.layers.Embedding(max_len, d_model, embeddings_initializer=init, name="position")
-        self.segment = keras.layers.Embedding(num_segments, d_model, embeddings_initializer=init, name="segment")
+        self.segment = keras.layers.Embedding(
+            num_segments, d_model, embeddings_initializer=init, name="segment"
+        )
         self.norm = keras.layers.LayerNormalization(epsilon=1e-12, name="norm")
         self.dropout = keras.layers.Dropout(dropout_rate)
 

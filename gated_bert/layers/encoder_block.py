@@ -42,9 +42,7 @@ class EncoderBlock(keras.layers.Layer):
         self.with_scores = with_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         dense = dict(with_scores=with_scores, kernel_initializer=self.kernel_initializer)
-        self.attention = GatedMultiHeadAttention(
-            d_model, num_heads, dropout_rate, name="attention", **dense
-        )
+        self.attention = GatedMultiHeadAttention(d_model, num_heads, dropout_rate, name="attention", **dense)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="attention_norm")
         self.ffn_in = GatedDense(dff, activation="gelu", name="ffn_in", **dense)
         self.ffn_out = GatedDense(d_model, name="ffn_out", **dense)

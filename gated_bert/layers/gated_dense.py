@@ -50,17 +50,13 @@ class GatedDense(keras.layers.Layer):
         shape = (input_shape[-1], self.units)
         self.kernel = self.add_weight(name="kernel", shape=shape, initializer=self.kernel_initializer)
         self.bias = (
-            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-            if self.use_bias
-            else None
+            self.add_weight(name="bias", shape=(self.units,), initializer="zeros") if self.use_bias else None
         )
         self.mask = self.add_weight(
             name="mask", shape=shape, initializer="ones", trainable=False, dtype=self.kernel.dtype
         )
         self.scores = (
-            self.add_weight(name="scores", shape=shape, initializer="zeros")
-            if self.with_scores
-            else None
+            self.add_weight(name="scores", shape=shape, initializer="zeros") if self.with_scores else None
         )
 
     def effective_mask(self):

@@ -45,12 +45,18 @@ class Objective:
             if math.isfinite(value):
                 trial.report(value, int(row["epoch"]))
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {int(row['epoch'])} ({self.metric}={value:.4f})")
+                raise optuna.TrialPruned(
+                    f"pruned after epoch {int(row['epoch'])} ({self.metric}={value:.4f})"
+                )
 
         try:
             result = train(
-                config, run_name=f"trial_{trial.number}", tags=tags, on_epoch_end=report,
-                parent_run_id=self.parent_run_id, experiment_id=self.experiment_id,
+                config,
+                run_name=f"trial_{trial.number}",
+                tags=tags,
+                on_epoch_end=report,
+                parent_run_id=self.parent_run_id,
+                experiment_id=self.experiment_id,
                 finished_on=(optuna.TrialPruned,),
             )
         except optuna.TrialPruned:

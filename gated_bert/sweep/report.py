@@ -38,8 +38,12 @@ def log_study(study: optuna.Study, storage: str):
         best_value, best_params = best.value, dict(best.params)
         mlflow.log_metric("best_value", best.value)
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        mlflow.set_tags({"best_trial_number": str(best.number),
-                         "best_trial_run_id": str(best.user_attrs.get("mlflow_run_id", ""))})
+        mlflow.set_tags(
+            {
+                "best_trial_number": str(best.number),
+                "best_trial_run_id": str(best.user_attrs.get("mlflow_run_id", "")),
+            }
+        )
     mlflow.set_tag("optuna.storage", storage)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

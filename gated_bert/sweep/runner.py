@@ -187,12 +187,28 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
         tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items()})
         experiment_id = parent.info.experiment_id
         jobs = [
-            WorkerJob(base.to_json(), settings, storage, n, i, threads, mlflow.get_tracking_uri(),
-                      parent.info.run_id, experiment_id)
+            WorkerJob(
+                base.to_json(),
+                settings,
+                storage,
+                n,
+                i,
+                threads,
+                mlflow.get_tracking_uri(),
+                parent.info.run_id,
+                experiment_id,
+            )
             for i, n in enumerate(_split(settings.n_trials, workers))
         ]
-        log.info("study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
-                 settings.study_name, storage, settings.n_trials, workers, threads, before)
+        log.info(
+            "study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
+            settings.study_name,
+            storage,
+            settings.n_trials,
+            workers,
+            threads,
+            before,
+        )
         _run_workers(jobs)
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
         result = report.log_study(study, storage)
@@ -210,8 +226,9 @@ def _check_space(space, base, suggest_config) -> None:
 
 def _run_workers(jobs: list[WorkerJob]) -> None:
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=worker_main, args=(job,), name=f"sweep-worker-{job.index}")
-                 for job in jobs]
+    processes = [
+        context.Process(target=worker_main, args=(job,), name=f"sweep-worker-{job.index}") for job in jobs
+    ]
     for process in processes:
         process.start()
     try:

@@ -65,13 +65,17 @@ def default_space(epochs: int) -> dict[str, ParamSpec]:
 def _parse_spec(name: str, raw: Any, source: str) -> ParamSpec:
     fields = {f.name for f in dataclasses.fields(GatedBertConfig)}
     if name not in fields:
-        raise ConfigError(f"{source}: unknown config field {name!r} in the search space; valid: {sorted(fields)}")
+        raise ConfigError(
+            f"{source}: unknown config field {name!r} in the search space; valid: {sorted(fields)}"
+        )
     if not isinstance(raw, dict) or raw.get("type") not in KINDS:
         raise ConfigError(f"{source}: {name} needs a mapping with type one of {KINDS}, got {raw!r}")
     kind = raw["type"]
     unknown = set(raw) - {"type", "low", "high", "log", "choices"}
     if unknown:
-        raise ConfigError(f"{source}: {name} has unknown key(s) {sorted(unknown)}; use low, high, log or choices")
+        raise ConfigError(
+            f"{source}: {name} has unknown key(s) {sorted(unknown)}; use low, high, log or choices"
+        )
     if kind == "categorical":
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -113,8 +117,10 @@ def load_space(path: str | None, epochs: int) -> dict[str, ParamSpec]:
         text = file.read_text()
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"search space file {path!r} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: "
-                          f"{' '.join(str(err).split())[:160]}") from None
+        raise ConfigError(
+            f"search space file {path!r} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: "
+            f"{' '.join(str(err).split())[:160]}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise ConfigError(f"search space file {path!r} needs a top-level 'params' mapping of config fields")
     unknown = set(data) - {"params", "replace"}

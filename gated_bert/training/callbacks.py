@@ -142,8 +142,15 @@ class ProgressFile(keras.callbacks.Callback):
     def __init__(self, path: Path, epochs: int, steps: int, metric: str, interval: float = 0.5):
         super().__init__()
         self.path = Path(path)
-        self.state = {"epoch": 0, "epochs": epochs, "step": 0, "steps": steps, "metric": metric,
-                      "value": None, "sparsity": 0.0}
+        self.state = {
+            "epoch": 0,
+            "epochs": epochs,
+            "step": 0,
+            "steps": steps,
+            "metric": metric,
+            "value": None,
+            "sparsity": 0.0,
+        }
         self.interval = interval
         self._last = 0.0
 

@@ -150,7 +150,9 @@ def fit(
     if on_epoch_end is not None:
         run_callbacks.append(EpochEndHook(recorder, on_epoch_end))
     if progress_file is not None:
-        run_callbacks.append(ProgressFile(progress_file, config.epochs, steps_per_epoch, f"eval_{task.main_metric}"))
+        run_callbacks.append(
+            ProgressFile(progress_file, config.epochs, steps_per_epoch, f"eval_{task.main_metric}")
+        )
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
     trainer.fit(train_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False)
     return FitResult(classifier, recorder.rows, pruner)

@@ -5,7 +5,7 @@ on both epochs, and times epoch 2 end to end (training steps, mask updates,
 SPT probing, evaluation). Methods run interleaved over several rounds; the
 median is reported.
 
-Usage: python benchmarks/pruning_overhead.py [--samples 4800] [--rounds 2]
+Usage: python benchmarks/pruning_overhead.py [--samples 9600] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=4800)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=9600)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue"))
     args = parser.parse_args()
     if not (Path(args.glue_dir) / "SST-2" / "train.tsv").is_file():

@@ -1,8 +1,12 @@
 """MLproject `train` entry point: the `gated-bert train` command, nothing more."""
 
 import sys
+from pathlib import Path
 
-from gated_bert.cli import main
+# Importable from the project folder even where the package is not installed (mlflow run).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gated_bert.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main(["train", *sys.argv[1:]])

@@ -101,15 +101,9 @@ def curves_from_mlflow(run_ids: list[str]) -> list[MethodCurve]:
 
 
 def child_run_ids(parent_run_id: str) -> list[str]:
-    import mlflow
+    from gated_bert import tracking
 
-    parent = mlflow.get_run(parent_run_id)
-    runs = mlflow.search_runs(
-        [parent.info.experiment_id],
-        output_format="list",
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-    )
-    return [r.info.run_id for r in sorted(runs, key=lambda r: r.info.start_time)]
+    return [r.info.run_id for r in tracking.child_runs(parent_run_id)]
 
 
 def experiment_run_ids(name: str) -> list[str]:

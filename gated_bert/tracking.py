@@ -90,6 +90,25 @@ def log_params(params: dict) -> None:
     mlflow.log_params({k: "" if v is None else v for k, v in params.items()})
 
 
+def child_runs(parent_run_id: str) -> list:
+    """Runs whose parent is `parent_run_id`, oldest first."""
+    parent = mlflow.get_run(parent_run_id)
+    runs = mlflow.search_runs(
+        [parent.info.experiment_id],
+        output_format="list",
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+    )
+    return sorted(runs, key=lambda r: r.info.start_time)
+
+
+def kill_running_children(parent_run_id: str) -> None:
+    """A child process killed hard cannot end its run: mark what is still RUNNING as KILLED."""
+    client = mlflow.MlflowClient()
+    for run in child_runs(parent_run_id):
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
 def tag_trial_run(experiment_id: str, tags: dict[str, str], state: str) -> None:
     """Tag the run of a trial (found by its study and trial tags) with its Optuna state."""
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())

@@ -202,3 +202,71 @@ def test_bad_sweep_flags_exit_2(capsys, tmp_path):
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert info.value.code == 2 and err.startswith("Error: ") and message in err
     assert not (tmp_path / "optuna_journal.log").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "gated_bert.cli",
+        "sweep",
+        "--n-trials",
+        "2",
+        "--n-jobs",
+        "2",
+        "--task",
+        "sst2",
+        "--model-size",
+        "tiny",
+        "--data-dir",
+        str(glue_dir),
+        "--max-train-samples",
+        "4000",
+        "--epochs",
+        "3",
+        "--experiment-name",
+        "sweep-int",
+        "--output-root",
+        str(tmp_path / "out"),
+        "--verbose",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    mlflow.set_tracking_uri(uri)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        time.sleep(1)
+        if not (tmp_path / "optuna_journal.log").exists():  # the parent has not set up the store yet
+            continue
+        try:
+            running = [r for r in _runs("sweep-int") if "optuna.trial_number" in r.data.tags]
+        except Exception:  # the experiment is being created
+            continue
+        if len(running) == 2:
+            break
+    else:
+        proc.kill()
+        pytest.fail("trials never started")
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    time.sleep(2)
+    os.kill(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output[-2000:]
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    runs = _runs("sweep-int")
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}

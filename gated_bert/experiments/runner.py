@@ -88,12 +88,12 @@ def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool, echo
             runner.run()
         except KeyboardInterrupt:
             display.close()
-            _kill_running_children(parent.info.run_id)
+            tracking.kill_running_children(parent.info.run_id)
             raise
         display.close()
         wall = time.time() - started
         children = compare.child_run_ids(parent.info.run_id)
-        _kill_running_children(parent.info.run_id)
+        tracking.kill_running_children(parent.info.run_id)
         finished = [r for r in children if mlflow.get_run(r).info.status == "FINISHED"]
         plot = table_path = table = None
         if finished:
@@ -105,15 +105,3 @@ def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool, echo
         for job in jobs:
             mlflow.log_metric(f"exit_code/{job.method}", job.returncode if job.returncode is not None else -1)
     return ExperimentResult(parent.info.run_id, jobs, wall, plot, table_path, table)
-
-
-def _kill_running_children(parent_run_id: str) -> None:
-    """A job killed hard cannot end its run: mark what is still RUNNING as KILLED."""
-    import mlflow
-
-    from gated_bert import compare
-
-    client = mlflow.MlflowClient()
-    for run_id in compare.child_run_ids(parent_run_id):
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, status="KILLED")

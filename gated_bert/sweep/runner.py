@@ -209,7 +209,11 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
             threads,
             before,
         )
-        _run_workers(jobs)
+        try:
+            _run_workers(jobs)
+        except KeyboardInterrupt:
+            tracking.kill_running_children(parent.info.run_id)
+            raise
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
         result = report.log_study(study, storage)
     return SweepResult(parent.info.run_id, settings.study_name, storage, *result)

@@ -203,21 +203,14 @@ class GatedBertConfig:
                 f"pruning_start_epoch ({self.pruning_start_epoch}) must be <= "
                 f"pruning_end_epoch ({self.pruning_end_epoch})"
             )
-        if self.enable_pruning:
-            if self.pruning_end_epoch > self.epochs:
-                warnings.warn(
-                    f"pruning_end_epoch {self.pruning_end_epoch} > epochs {self.epochs}: "
-                    f"capped to {self.epochs}",
-                    stacklevel=3,
-                )
-                set_("pruning_end_epoch", self.epochs)
-            if self.pruning_start_epoch > self.epochs:
-                warnings.warn(
-                    f"pruning_start_epoch {self.pruning_start_epoch} > epochs {self.epochs}: "
-                    f"capped to {self.epochs}",
-                    stacklevel=3,
-                )
-                set_("pruning_start_epoch", self.epochs)
+        if self.enable_pruning:  # the baseline has no window to cap
+            for name in ("pruning_end_epoch", "pruning_start_epoch"):
+                value = getattr(self, name)
+                if value > self.epochs:
+                    warnings.warn(
+                        f"{name} {value} > epochs {self.epochs}: capped to {self.epochs}", stacklevel=3
+                    )
+                    set_(name, self.epochs)
 
     # ----------------------------------------------------------- resolved values
     def architecture(self) -> Architecture:

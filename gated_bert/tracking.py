@@ -63,7 +63,10 @@ def start_run(
     launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        active = mlflow.active_run()  # in-process parent (n_jobs=1 tests, notebooks)
+        run = mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, tags=tags, nested=active is not None
+        )
     elif launched:
         run = mlflow.start_run(tags=tags)
         if run_name:

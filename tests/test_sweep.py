@@ -270,3 +270,35 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
     assert alive == []
     runs = _runs("sweep-int")
     assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_pruned_trial_is_pruned_in_optuna_and_mlflow(sst2_dir, tracking):
+    from gated_bert import tracking as mlflow_edge
+    from gated_bert.sweep.objective import Objective
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    base = micro_config(
+        data_dir=str(sst2_dir),
+        pruning_method="spt",
+        epochs=3,
+        end_sparsity=0.5,
+        pruning_start_epoch=1,
+        pruning_end_epoch=3,
+        experiment_name="sweep-prune",
+    )
+    settings = SweepSettings(n_trials=1, study_name="prune")
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    with mlflow_edge.start_run(base, run_name="parent") as parent:
+        objective = Objective(base, settings, parent.info.run_id, parent.info.experiment_id)
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state.name == "PRUNED"
+    assert list(study.trials[0].intermediate_values) == [1]  # stopped after the first epoch's report
+    child = [r for r in _runs("sweep-prune") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id][
+        0
+    ]
+    assert child.info.status == "FINISHED" and child.data.tags["optuna.trial_state"] == "PRUNED"
+    history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "eval_accuracy")
+    assert [m.step for m in history] == [1]

@@ -243,10 +243,11 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
         "--verbose",
         "0",
     ]
+    mlflow.set_tracking_uri(uri)
+    mlflow.search_experiments()  # create the store here first: two first users of one sqlite file race
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    mlflow.set_tracking_uri(uri)
     deadline = time.time() + 180
     while time.time() < deadline:
         time.sleep(1)
@@ -266,10 +267,11 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output[-2000:]
-    _, alive = psutil.wait_procs(workers, timeout=10)
-    assert alive == []
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]
     runs = _runs("sweep-int")
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}
+    statuses = sorted((r.data.tags.get("mlflow.runName"), r.info.status) for r in runs)
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}, (statuses, output[-2000:])
 
 
 def test_pruned_trial_is_pruned_in_optuna_and_mlflow(sst2_dir, tracking):

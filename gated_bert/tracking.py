@@ -12,6 +12,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -41,6 +43,26 @@ _REQUIREMENTS = [
 ]
 
 
+_interrupted = threading.Event()
+
+
+def _on_interrupt(signum, frame):
+    """SIGINT/SIGTERM: remember it, then interrupt as Python does by default.
+
+    Libraries sometimes turn a KeyboardInterrupt raised inside them into their
+    own error; the flag still lets the run end KILLED rather than FAILED.
+    """
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def _watch_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL):
+                signal.signal(signum, _on_interrupt)
+
+
 @contextlib.contextmanager
 def start_run(
     config: GatedBertConfig,
@@ -60,33 +82,46 @@ def start_run(
     run FINISHED and propagate.
     """
     tags = dict(tags or {})
+    _watch_interrupts()
+    before = mlflow.active_run()
+    try:
+        run = _open_run(config, run_name, nested, tags, parent_run_id, experiment_id)
+        yield run
+    except finished_on:
+        _end_own_run(before, "FINISHED")
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        _end_own_run(before, "KILLED")
+        raise
+    except BaseException:
+        _end_own_run(before, "KILLED" if _interrupted.is_set() else "FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
     launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
         active = mlflow.active_run()  # in-process parent (n_jobs=1 tests, notebooks)
-        run = mlflow.start_run(
+        return mlflow.start_run(
             experiment_id=experiment_id, run_name=run_name, tags=tags, nested=active is not None
         )
-    elif launched:
+    if launched:
         run = mlflow.start_run(tags=tags)
         if run_name:
             mlflow.set_tag("mlflow.runName", run_name)
-    else:
-        mlflow.set_experiment(config.effective_experiment_name)
-        run = mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
-    try:
-        yield run
-    except finished_on:
-        mlflow.end_run(status="FINISHED")
-        raise
-    except (KeyboardInterrupt, SystemExit):
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
+        return run
+    mlflow.set_experiment(config.effective_experiment_name)
+    return mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
+
+
+def _end_own_run(before, status: str) -> None:
+    """End the run this context started, even if it failed half-way through starting."""
+    current = mlflow.active_run()
+    if current is not None and (before is None or current.info.run_id != before.info.run_id):
+        mlflow.end_run(status=status)
 
 
 def log_params(params: dict) -> None:

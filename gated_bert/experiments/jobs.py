@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gated_bert.config import GatedBertConfig
@@ -39,7 +39,6 @@ class Job:
     started: float = 0.0
     finished: float = 0.0
     log_offset: int = 0
-    last_line: str = field(default="")
 
     @property
     def running(self) -> bool:

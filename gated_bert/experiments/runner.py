@@ -34,7 +34,7 @@ def absolute_tracking_uri(uri: str) -> str:
     return uri
 
 
-def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool, echo=print) -> ExperimentResult:
+def run_experiments(plan: ExperimentPlan, output_mode: str, terminal: bool) -> ExperimentResult:
     import mlflow
 
     from gated_bert import compare, tracking

@@ -11,7 +11,6 @@ params, a CSV of all trials and the Optuna plots.
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import os
 import signal
@@ -257,7 +256,3 @@ def _stop(processes) -> None:
         if process.is_alive():
             process.kill()
             process.join()
-
-
-def is_finite(value) -> bool:
-    return value is not None and math.isfinite(value)

@@ -68,6 +68,37 @@ class RunPaths:
         return self.logs_dir / f"train_{self.method}_{self.timestamp}.log"
 
 
+def final_metrics(row: dict[str, float]) -> dict[str, float]:
+    """The last epoch's eval metrics and sparsity as final_* values."""
+    return {f"final_{k}": float(v) for k, v in row.items() if k.startswith("eval_") or k == "sparsity"}
+
+
+def write_curves(
+    rows: list[dict[str, float]], config: GatedBertConfig, main_metric: str, paths: RunPaths
+) -> None:
+    """The results CSV, the metric/loss-vs-sparsity plots and the final sparsity heatmap."""
+    title = f"{config.method_name} on {config.task} ({config.model_size})"
+    write_csv(rows, paths.csv)
+    plot_metric_vs_sparsity(rows, main_metric, title, paths.accuracy_plot)
+    plot_loss_vs_sparsity(rows, title, paths.loss_plot)
+    plot_sparsity_heatmap(rows[-1], config.architecture().num_layers, title, paths.heatmap)
+
+
+def save_model(classifier, tokenizer, config: GatedBertConfig, paths: RunPaths) -> tuple[Path, Path, Path]:
+    """model.keras (masks are weights: saved with it), tokenizer.json and config.json."""
+    model_dir = paths.results_dir / f"model_{config.method_name}_{paths.timestamp}"
+    model_dir.mkdir()
+    model_path, tokenizer_path, config_path = (
+        model_dir / "model.keras",
+        model_dir / "tokenizer.json",
+        model_dir / "config.json",
+    )
+    classifier.save(model_path)
+    tokenizer.save(str(tokenizer_path))
+    config_path.write_text(config.to_json())
+    return model_path, tokenizer_path, config_path
+
+
 def write_csv(rows: list[dict[str, float]], path: Path) -> None:
     frame = pd.DataFrame(rows)
     first = [c for c in ("epoch", "train_loss", "eval_loss", "sparsity") if c in frame.columns]

@@ -126,20 +126,11 @@ def train(
             )
             fit_seconds = time.time() - fit_started
             rows = result.rows
-            final = rows[-1]
-            title = f"{config.method_name} on {task.name} ({config.model_size})"
-            reporting.write_csv(rows, paths.csv)
-            reporting.plot_metric_vs_sparsity(rows, task.main_metric, title, paths.accuracy_plot)
-            reporting.plot_loss_vs_sparsity(rows, title, paths.loss_plot)
-            reporting.plot_sparsity_heatmap(final, config.architecture().num_layers, title, paths.heatmap)
-            model_dir = paths.results_dir / f"model_{config.method_name}_{paths.timestamp}"
-            model_dir.mkdir()
-            model_path = model_dir / "model.keras"
-            tokenizer_path = model_dir / "tokenizer.json"
-            config_path = model_dir / "config.json"
-            result.classifier.save(model_path)  # masks are weights: saved with the model
-            prepared.tokenizer.save(str(tokenizer_path))
-            config_path.write_text(config.to_json())
+            final = reporting.final_metrics(rows[-1])
+            reporting.write_curves(rows, config, task.main_metric, paths)
+            model_path, tokenizer_path, config_path = reporting.save_model(
+                result.classifier, prepared.tokenizer, config, paths
+            )
             metadata = {
                 "config": config.resolved_dict(),
                 "versions": _versions(),
@@ -148,12 +139,12 @@ def train(
                 "num_eval_examples": {k: len(v) for k, v in prepared.evals.items()},
                 "tokenizer_vocab_size": prepared.tokenizer.get_vocab_size(),
                 "timings": {"data_seconds": data_seconds, "fit_seconds": fit_seconds},
-                "final_metrics": tracking.final_metrics(final),
+                "final_metrics": final,
                 "main_metric": f"eval_{task.main_metric}",
                 "mlflow_run_id": run.info.run_id,
             }
             reporting.write_metadata(paths.metadata, metadata)
-            tracking.set_summary(final, {"fit_seconds": fit_seconds})
+            tracking.log_summary({**final, "fit_seconds": fit_seconds})
             tracking.log_artifacts(
                 "results",
                 [paths.csv, paths.metadata, paths.accuracy_plot, paths.loss_plot, paths.heatmap, config_path],
@@ -161,8 +152,8 @@ def train(
             tracking.log_artifacts("tokenizer", [tokenizer_path])
             tracking.log_model(model_path, tokenizer_path, config_path, config)
             tracking.log_artifacts("logs", [paths.log_file])
-            log.info("finished: %s; results in %s", tracking.final_metrics(final), paths.results_dir)
-            return RunResult(rows, run.info.run_id, paths.results_dir, tracking.final_metrics(final))
+            log.info("finished: %s; results in %s", final, paths.results_dir)
+            return RunResult(rows, run.info.run_id, paths.results_dir, final)
     finally:
         log.removeHandler(file_handler)
         file_handler.close()

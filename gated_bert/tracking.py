@@ -239,11 +239,6 @@ def log_model(model_path: Path, tokenizer_path: Path, config_path: Path, config:
     )
 
 
-def final_metrics(row: dict[str, float]) -> dict[str, float]:
-    return {f"final_{k}": float(v) for k, v in row.items() if k.startswith("eval_") or k == "sparsity"}
-
-
-def set_summary(row: dict[str, float], extra: dict[str, float] | None = None) -> None:
-    values = final_metrics(row)
-    values.update(extra or {})
+def log_summary(values: dict[str, float]) -> None:
+    """Run-level metrics (no step): final_* values and timings."""
     mlflow.log_metrics({k: v for k, v in values.items() if np.isfinite(v)})

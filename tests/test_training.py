@@ -71,27 +71,13 @@ def test_masks_change_during_fit_not_only_after(sst2_dir, monkeypatch):
 
 def test_same_seed_same_metrics(sst2_dir):
     drop = ("epoch_seconds", "examples_per_second")
+    spt = dict(pruning_method="spt", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2, end_sparsity=0.5)
     rows = []
     for _ in range(2):
-        _, result = _run(
-            sst2_dir,
-            pruning_method="spt",
-            epochs=2,
-            pruning_start_epoch=1,
-            pruning_end_epoch=2,
-            end_sparsity=0.5,
-        )
+        _, result = _run(sst2_dir, **spt)
         rows.append([{k: v for k, v in r.items() if k not in drop} for r in result.rows])
     assert rows[0] == rows[1]
-    _, other = _run(
-        sst2_dir,
-        pruning_method="spt",
-        epochs=2,
-        pruning_start_epoch=1,
-        pruning_end_epoch=2,
-        end_sparsity=0.5,
-        seed=7,
-    )
+    _, other = _run(sst2_dir, **spt, seed=7)
     assert other.rows[-1]["train_loss"] != rows[0][-1]["train_loss"]
 
 

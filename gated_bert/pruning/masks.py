@@ -33,10 +33,14 @@ def mask_for(importance: np.ndarray, sparsity: float) -> np.ndarray:
 def global_masks(importances: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
     """One threshold across all arrays: round(sparsity * total) zeros overall."""
     flat = np.concatenate([np.asarray(i, dtype=np.float64).reshape(-1) for i in importances])
-    joined = mask_for(flat, sparsity)
+    return split_like(mask_for(flat, sparsity), importances)
+
+
+def split_like(flat: np.ndarray, arrays: list) -> list[np.ndarray]:
+    """Cut a flat array into pieces shaped like `arrays` (the inverse of concatenating them)."""
     out, start = [], 0
-    for importance in importances:
-        size = int(np.size(importance))
-        out.append(joined[start : start + size].reshape(np.shape(importance)))
+    for array in arrays:
+        size = int(np.prod(np.shape(array)))
+        out.append(flat[start : start + size].reshape(np.shape(array)))
         start += size
     return out

@@ -12,7 +12,7 @@ import numpy as np
 from gated_bert.config import GatedBertConfig
 from gated_bert.model import PrunableKernel, prunable_kernels
 from gated_bert.pruning import scoring
-from gated_bert.pruning.masks import global_masks, mask_for
+from gated_bert.pruning.masks import global_masks, mask_for, split_like
 from gated_bert.pruning.schedules import EpochSchedule, StepSchedule
 from gated_bert.pruning.spt import SptExplorer
 
@@ -86,13 +86,7 @@ class Pruner:
         ]
         if self.scope == "global":
             joined = tuple(np.concatenate([key[j] for key in keys]) for j in range(3))
-            ranks = scoring.spt_importance(joined)
-            out, start = [], 0
-            for k in self.kernels:
-                size = int(np.prod(k.layer.mask.shape))
-                out.append(ranks[start : start + size].reshape(k.layer.mask.shape))
-                start += size
-            return out
+            return split_like(scoring.spt_importance(joined), [k.layer.mask for k in self.kernels])
         return [scoring.spt_importance(key).reshape(k.layer.mask.shape) for key, k in zip(keys, self.kernels)]
 
     def apply(self, target_sparsity: float) -> None:
@@ -104,8 +98,7 @@ class Pruner:
             masks = [mask_for(imp, target_sparsity) for imp in importances]
         for kernel, mask in zip(self.kernels, masks):
             kernel.layer.mask.assign(mask)
-            if self.method in ZEROING_METHODS:
-                kernel.layer.kernel.assign(kernel.layer.kernel.numpy() * mask)
+        self.zero_pruned_kernels()
 
     def zero_pruned_kernels(self) -> None:
         """Write exact zeros into pruned kernel entries (before saving a model)."""

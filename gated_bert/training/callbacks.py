@@ -51,7 +51,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class Evaluation(keras.callbacks.Callback):
-    """Evaluates every eval split after each epoch; adds eval_* and sparsity to the logs.
+    """Evaluates every eval split after each epoch; adds eval_* and the learning rate to the logs.
 
     Args:
         classifier: the model to evaluate.
@@ -79,9 +79,6 @@ class Evaluation(keras.callbacks.Callback):
         if logs is None:
             return
         logs.update(self.evaluate())
-        report = sparsity_report(self.classifier)
-        logs["sparsity"] = report["sparsity"]
-        logs["sparsity_all_params"] = report["sparsity_all_params"]
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
@@ -110,13 +107,17 @@ class HistoryRecorder(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = []
 
     def on_epoch_end(self, epoch, logs=None):
+        report = sparsity_report(self.classifier)  # once per epoch; the totals go to the logs too
+        if logs is not None:
+            logs["sparsity"] = report["sparsity"]
+            logs["sparsity_all_params"] = report["sparsity_all_params"]
         row: dict[str, float] = {"epoch": epoch + 1}
         for key, value in (logs or {}).items():
             name = "train_loss" if key == "loss" else key
             if key in ("accuracy", "mean_squared_error"):
                 name = f"train_{key}"
             row[name] = float(np.asarray(value))
-        row.update(sparsity_report(self.classifier))
+        row.update(report)
         self.rows.append(row)
 
 

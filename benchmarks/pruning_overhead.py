@@ -21,9 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from gated_bert.config import GatedBertConfig  # noqa: E402
+from gated_bert.pruning.methods import method_names  # noqa: E402
 from gated_bert.training import fit as fit_module  # noqa: E402
 
-METHODS = ("none", "magnitude", "movement", "spt")
+METHODS = method_names()  # the baseline and every registered method
 
 
 class WholeEpochTimer(keras.callbacks.Callback):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gated_bert.errors import ConfigError
+from gated_bert.pruning import methods
+from gated_bert.pruning.schedules import EPOCH_SCHEDULE_KINDS
 from gated_bert.tasks import TASKS
 
 # Layers, hidden size, attention heads, FFN size (the spec's table).
@@ -33,10 +35,10 @@ SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "base": 0.0025,
     "large": 0.001,
 }
-PRUNING_METHODS = ("none", "magnitude", "movement", "spt")
-SPARSITY_SCHEDULES = ("auto", "linear", "cubic", "steps")
+PRUNING_METHODS = methods.method_names()
+SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
-MOVEMENT_SCHEDULES = ("linear", "cubic")
+MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     10,
     25,
@@ -111,7 +113,9 @@ class GatedBertConfig:
     seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
     # Pruning
     enable_pruning: bool = _help("False is the baseline (same as pruning_method=none).", default=True)
-    pruning_method: str = _help("none, magnitude, movement or spt.", default="spt")
+    pruning_method: str = _help(
+        ", ".join(PRUNING_METHODS) + " (none is the baseline; random is the control).", default="spt"
+    )
     start_sparsity: float = _help("Sparsity target at pruning_start_epoch.", default=0.0)
     end_sparsity: float = _help("Final sparsity target, in [0, 1).", default=0.99)
     pruning_start_epoch: int = _help("First epoch of the pruning window (1-based).", default=4)
@@ -149,9 +153,19 @@ class GatedBertConfig:
     verbose: int = _help("0 quiet, 1 progress bars, 2 debug logging (env VERBOSE).", default=1)
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        self._normalize()
+        self._check_choices()
+        self._check_numbers()
+        self._check_window()
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)  # only while validating: the object is frozen after
+
+    def _normalize(self) -> None:
         if self.sparsity_steps is not None:
-            set_("sparsity_steps", tuple(float(v) for v in self.sparsity_steps))
+            self._set("sparsity_steps", tuple(float(v) for v in self.sparsity_steps))
+
+    def _check_choices(self) -> None:
         _choice("model_size", self.model_size, MODEL_PRESETS)
         _choice("task", self.task, TASKS)
         _choice("pruning_method", self.pruning_method, PRUNING_METHODS)
@@ -159,26 +173,23 @@ class GatedBertConfig:
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         # The two spellings of the baseline mean the same thing.
-        if self.pruning_method == "none" or not self.enable_pruning:
-            set_("pruning_method", "none")
-            set_("enable_pruning", False)
+        if methods.is_baseline(self.pruning_method) or not self.enable_pruning:
+            self._set("pruning_method", methods.BASELINE)
+            self._set("enable_pruning", False)
+
+    def _check_numbers(self) -> None:
         for name in ("num_layers", "d_model", "num_heads", "dff"):
             _positive_int(name, getattr(self, name), optional=True)
         for name in ("vocab_size", "max_len", "epochs", "batch_size"):
             _positive_int(name, getattr(self, name))
         if self.max_len < 4:
             raise ConfigError(f"max_len must be at least 4, got {self.max_len}")
-        _positive_int("max_train_samples", self.max_train_samples, optional=True)
-        _positive_int("max_eval_samples", self.max_eval_samples, optional=True)
-        _positive_int(
-            "movement_pruning_frequency_steps", self.movement_pruning_frequency_steps, optional=True
-        )
+        for name in ("max_train_samples", "max_eval_samples", "movement_pruning_frequency_steps"):
+            _positive_int(name, getattr(self, name), optional=True)
         _positive_float("learning_rate", self.learning_rate)
         _positive_float("movement_scores_learning_rate", self.movement_scores_learning_rate)
-        _in_range("weight_decay", self.weight_decay, 0.0, 1.0, "[0, 1)")
-        _in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, "[0, 1)")
-        _in_range("start_sparsity", self.start_sparsity, 0.0, 1.0, "[0, 1)")
-        _in_range("end_sparsity", self.end_sparsity, 0.0, 1.0, "[0, 1)")
+        for name in ("weight_decay", "dropout_rate", "start_sparsity", "end_sparsity"):
+            _in_range(name, getattr(self, name), 0.0, 1.0, "[0, 1)")
         if self.start_sparsity > self.end_sparsity:
             raise ConfigError(
                 f"start_sparsity ({self.start_sparsity}) must be <= end_sparsity ({self.end_sparsity})"
@@ -196,6 +207,8 @@ class GatedBertConfig:
         arch = self.architecture()
         if arch.d_model % arch.num_heads:
             raise ConfigError(f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})")
+
+    def _check_window(self) -> None:
         _positive_int("pruning_start_epoch", self.pruning_start_epoch)
         _positive_int("pruning_end_epoch", self.pruning_end_epoch)
         if self.pruning_start_epoch > self.pruning_end_epoch:
@@ -208,9 +221,9 @@ class GatedBertConfig:
                 value = getattr(self, name)
                 if value > self.epochs:
                     warnings.warn(
-                        f"{name} {value} > epochs {self.epochs}: capped to {self.epochs}", stacklevel=3
+                        f"{name} {value} > epochs {self.epochs}: capped to {self.epochs}", stacklevel=4
                     )
-                    set_(name, self.epochs)
+                    self._set(name, self.epochs)
 
     # ----------------------------------------------------------- resolved values
     def architecture(self) -> Architecture:
@@ -227,7 +240,7 @@ class GatedBertConfig:
     @property
     def method_name(self) -> str:
         """Name used in result paths: 'baseline' for no pruning."""
-        return "baseline" if self.pruning_method == "none" else self.pruning_method
+        return methods.label(self.pruning_method)
 
     @property
     def effective_spt_epsilon(self) -> float:
@@ -250,15 +263,17 @@ class GatedBertConfig:
             return self.sparsity_schedule
         if self.sparsity_steps is not None:
             return "steps"
-        return {"magnitude": "linear", "movement": self.movement_schedule, "spt": "steps"}.get(
-            self.pruning_method, "linear"
-        )
+        if not self.enable_pruning:
+            return "linear"
+        return methods.get_method(self.pruning_method).default_schedule(self)
 
     @property
     def effective_scope(self) -> str:
         if self.pruning_scope != "auto":
             return self.pruning_scope
-        return "global" if self.pruning_method == "spt" else "per_layer"
+        if not self.enable_pruning:
+            return "per_layer"
+        return methods.get_method(self.pruning_method).default_scope
 
     @property
     def effective_experiment_name(self) -> str:

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from gated_bert import metric_names as names
 from gated_bert.config import Architecture
 from gated_bert.data.tokenizer import PAD_ID
 from gated_bert.layers import PRUNABLE_ROLES, BertEmbeddings, EncoderBlock, GatedDense
@@ -108,9 +109,9 @@ def sparsity_report(model: keras.Model) -> dict[str, float]:
     for kernel in prunable_kernels(model):
         mask = np.asarray(kernel.layer.mask.numpy())
         n_zero = int(mask.size - np.count_nonzero(mask))
-        report[f"sparsity/{kernel.name}"] = n_zero / mask.size
+        report[names.layer_sparsity(kernel.name)] = n_zero / mask.size
         zeros += n_zero
         total += mask.size
-    report["sparsity"] = zeros / total if total else 0.0
-    report["sparsity_all_params"] = zeros / count_parameters(model)
+    report[names.SPARSITY] = zeros / total if total else 0.0
+    report[names.SPARSITY_ALL_PARAMS] = zeros / count_parameters(model)
     return report

@@ -6,16 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from gated_bert.config import GatedBertConfig  # noqa: E402
-from gated_bert.layers.encoder_block import PRUNABLE_ROLES  # noqa: E402
+from gated_bert import metric_names as names
+from gated_bert.config import GatedBertConfig
+from gated_bert.layers.encoder_block import PRUNABLE_ROLES
+from gated_bert.plots import Line, dual_axis_plot, heatmap
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,14 @@ class RunPaths:
             timestamp=timestamp,
             method=method,
         )
+
+    def make_dirs(self) -> None:
+        for directory in (self.results_dir, self.logs_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def result_files(self) -> list[Path]:
+        """The files a run writes into its results folder, besides the model."""
+        return [self.csv, self.metadata, self.accuracy_plot, self.loss_plot, self.heatmap]
 
     def file(self, stem: str, suffix: str) -> Path:
         return self.results_dir / f"{stem}_{self.method}_{self.timestamp}{suffix}"
@@ -70,7 +75,11 @@ class RunPaths:
 
 def final_metrics(row: dict[str, float]) -> dict[str, float]:
     """The last epoch's eval metrics and sparsity as final_* values."""
-    return {f"final_{k}": float(v) for k, v in row.items() if k.startswith("eval_") or k == "sparsity"}
+    return {
+        names.final(k): float(v)
+        for k, v in row.items()
+        if k.startswith(names.EVAL_PREFIX) or k == names.SPARSITY
+    }
 
 
 def write_curves(
@@ -84,24 +93,38 @@ def write_curves(
     plot_sparsity_heatmap(rows[-1], config.architecture().num_layers, title, paths.heatmap)
 
 
-def save_model(classifier, tokenizer, config: GatedBertConfig, paths: RunPaths) -> tuple[Path, Path, Path]:
+@dataclass(frozen=True)
+class SavedModel:
+    """The files of a saved model: Keras model, tokenizer and the run's config."""
+
+    model: Path
+    tokenizer: Path
+    config: Path
+
+
+def save_model(classifier, tokenizer, config: GatedBertConfig, paths: RunPaths) -> SavedModel:
     """model.keras (masks are weights: saved with it), tokenizer.json and config.json."""
     model_dir = paths.results_dir / f"model_{config.method_name}_{paths.timestamp}"
     model_dir.mkdir()
-    model_path, tokenizer_path, config_path = (
-        model_dir / "model.keras",
-        model_dir / "tokenizer.json",
-        model_dir / "config.json",
-    )
-    classifier.save(model_path)
-    tokenizer.save(str(tokenizer_path))
-    config_path.write_text(config.to_json())
-    return model_path, tokenizer_path, config_path
+    saved = SavedModel(model_dir / "model.keras", model_dir / "tokenizer.json", model_dir / "config.json")
+    classifier.save(saved.model)
+    tokenizer.save(str(saved.tokenizer))
+    saved.config.write_text(config.to_json())
+    return saved
+
+
+def write_results(rows, classifier, prepared, config: GatedBertConfig, paths: RunPaths, metadata: dict):
+    """Everything a finished run writes to disk: curves, plots, the model and the metadata."""
+    write_curves(rows, config, prepared.task.main_metric, paths)
+    saved = save_model(classifier, prepared.tokenizer, config, paths)
+    write_metadata(paths.metadata, metadata)
+    return saved
 
 
 def write_csv(rows: list[dict[str, float]], path: Path) -> None:
     frame = pd.DataFrame(rows)
-    first = [c for c in ("epoch", "train_loss", "eval_loss", "sparsity") if c in frame.columns]
+    leading = (names.EPOCH, names.TRAIN_LOSS, names.EVAL_LOSS, names.SPARSITY)
+    first = [c for c in leading if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first]]
     frame.to_csv(path, index=False)
 
@@ -110,54 +133,32 @@ def write_metadata(path: Path, metadata: dict) -> None:
     path.write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
 
 
-def _dual_axis(rows, left_keys, left_label, title, path: Path) -> None:
-    epochs = [r["epoch"] for r in rows]
-    fig, left = plt.subplots(figsize=(8, 4.5))
-    for key in left_keys:
-        if key in rows[0]:
-            left.plot(epochs, [r[key] for r in rows], marker="o", label=key)
-    left.set_xlabel("epoch")
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_ylabel(left_label)
-    right = left.twinx()
-    right.plot(epochs, [r.get("sparsity", 0.0) for r in rows], "k--", marker="s", label="sparsity")
-    right.set_ylabel("encoder sparsity")
-    right.set_ylim(-0.02, 1.02)
-    lines = left.get_legend_handles_labels()
-    more = right.get_legend_handles_labels()
-    left.legend(lines[0] + more[0], lines[1] + more[1], loc="best")
-    left.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _plot_by_epoch(rows, left_keys, left_label, title, path: Path) -> None:
+    epochs = tuple(r[names.EPOCH] for r in rows)
+    left = [Line(epochs, tuple(r[k] for r in rows), k) for k in left_keys if k in rows[0]]
+    sparsity = Line(epochs, tuple(r.get(names.SPARSITY, 0.0) for r in rows), names.SPARSITY, "k--s")
+    dual_axis_plot(path, title, left_label, left, [sparsity])
 
 
 def plot_metric_vs_sparsity(rows, main_metric: str, title: str, path: Path) -> None:
-    _dual_axis(rows, [f"eval_{main_metric}"], main_metric, title, path)
+    _plot_by_epoch(rows, [names.eval_metric(main_metric)], main_metric, title, path)
 
 
 def plot_loss_vs_sparsity(rows, title: str, path: Path) -> None:
-    _dual_axis(rows, ["train_loss", "eval_loss"], "loss", title, path)
+    _plot_by_epoch(rows, [names.TRAIN_LOSS, names.EVAL_LOSS], "loss", title, path)
 
 
 def sparsity_matrix(row: dict[str, float], num_layers: int) -> np.ndarray:
     """(layers x roles) matrix of per-kernel sparsity from a results row."""
     return np.array(
-        [[row.get(f"sparsity/layer_{i}/{role}", 0.0) for role in PRUNABLE_ROLES] for i in range(num_layers)]
+        [
+            [row.get(names.layer_sparsity(f"layer_{i}/{role}"), 0.0) for role in PRUNABLE_ROLES]
+            for i in range(num_layers)
+        ]
     )
 
 
 def plot_sparsity_heatmap(row: dict[str, float], num_layers: int, title: str, path: Path) -> None:
     matrix = sparsity_matrix(row, num_layers)
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * num_layers))
-    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(PRUNABLE_ROLES)), PRUNABLE_ROLES, rotation=30, ha="right")
-    ax.set_yticks(range(num_layers), [f"layer {i}" for i in range(num_layers)])
-    for i in range(num_layers):
-        for j in range(len(PRUNABLE_ROLES)):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
-    fig.colorbar(image, ax=ax, label="sparsity")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    layers = [f"layer {i}" for i in range(num_layers)]
+    heatmap(path, matrix, layers, list(PRUNABLE_ROLES), title, "sparsity")

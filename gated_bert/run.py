@@ -1,6 +1,8 @@
 """`train(config)`: one tracked training run, from data to MLflow model.
 
-The CLI, the MLproject entry point, sweeps and tests all call this.
+The CLI, the MLproject entry point, sweeps, experiments jobs and tests all
+call this. It reads like the README: prepare the data, open the run, fit,
+write the results, log them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,17 @@ import contextlib
 import logging
 import platform
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from gated_bert import metric_names as names
 from gated_bert.config import GatedBertConfig
 
 log = logging.getLogger("gated_bert")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 
 @dataclass
@@ -27,9 +33,26 @@ class RunResult:
 
 
 def configure_logging(verbose: int) -> None:
-    level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}[verbose]
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=level)
-    log.setLevel(level)
+    """Console logging for a command-line process (its edge calls this, never the library)."""
+    logging.basicConfig(format=LOG_FORMAT, level=LEVELS[verbose])
+    log.setLevel(LEVELS[verbose])
+
+
+@contextlib.contextmanager
+def run_log_file(path: Path, verbose: int) -> Iterator[None]:
+    """Copy the package's log records to the run's log file; handler and level restored after."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    level = log.level
+    if level == logging.NOTSET or level > LEVELS[verbose]:
+        log.setLevel(LEVELS[verbose])
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(level)
 
 
 def _versions() -> dict[str, str]:
@@ -47,7 +70,7 @@ def train(
     run_name: str | None = None,
     nested: bool = False,
     tags: dict[str, str] | None = None,
-    on_epoch_end=None,
+    on_epoch_end: Callable[[dict], None] | None = None,
     parent_run_id: str | None = None,
     experiment_id: str | None = None,
     finished_on: tuple = (),
@@ -69,91 +92,92 @@ def train(
         finished_on: exceptions that end the run FINISHED (a pruned trial).
         progress_file: live progress JSON for a parent process (experiments).
     """
-    configure_logging(config.verbose)
-    from gated_bert.data.glue import load_task
-
-    started = time.time()
-    full_data = load_task(config.task, config.data_dir)  # data errors surface before any output
     from gated_bert import reporting, tracking
+    from gated_bert.data.glue import load_task
     from gated_bert.training.fit import fit, prepare_data
 
-    prepared = prepare_data(config, full_data)
-    task = prepared.task
-    data_seconds = time.time() - started
+    started = time.time()
+    prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
+    timings = {"data_seconds": time.time() - started}
+    _log_data(prepared)
+    paths = reporting.RunPaths.for_config(config, datetime.now().strftime("%Y%m%d_%H%M%S_%f"))
+    paths.make_dirs()
+    run_name = run_name or f"{config.method_name}_{config.task}"
+    all_tags = _run_tags(config, tags)
+    with (
+        run_log_file(paths.log_file, config.verbose),
+        tracking.start_run(
+            config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on
+        ) as run,
+    ):
+        tracking.log_config(config)
+        log.info("MLflow run %s; config %s", run.info.run_id, config.to_json().replace("\n", ""))
+        fit_started = time.time()
+        result = fit(config, prepared, _epoch_end(on_epoch_end), paths.checkpoints_dir, progress_file)
+        timings["fit_seconds"] = time.time() - fit_started
+        final = reporting.final_metrics(result.rows[-1])
+        metadata = _metadata(config, prepared, timings, final, run.info.run_id)
+        files = reporting.write_results(result.rows, result.classifier, prepared, config, paths, metadata)
+        _log_results(config, paths, files, final, timings, run.info.run_id)
+        log.info("finished: %s; results in %s", final, paths.results_dir)
+        return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _run_tags(config: GatedBertConfig, tags: dict[str, str] | None) -> dict[str, str]:
+    return {
+        "method": config.method_name,
+        "task": config.task,
+        "model_size": config.model_size,
+        **(tags or {}),
+    }
+
+
+def _log_data(prepared) -> None:
     log.info(
         "%s: %d train / %s eval examples from %s",
-        task.name,
+        prepared.task.name,
         len(prepared.train),
         {k: len(v) for k, v in prepared.evals.items()},
         prepared.data.source,
     )
-    paths = reporting.RunPaths.for_config(config, datetime.now().strftime("%Y%m%d_%H%M%S_%f"))
-    for directory in (paths.results_dir, paths.logs_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(paths.log_file)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(file_handler)
-    all_tags = {"method": config.method_name, "task": task.name, "model_size": config.model_size}
-    all_tags.update(tags or {})
-    try:
-        with tracking.start_run(
-            config,
-            run_name or f"{config.method_name}_{task.name}",
-            nested,
-            all_tags,
-            parent_run_id=parent_run_id,
-            experiment_id=experiment_id,
-            finished_on=finished_on,
-        ) as run:
-            tracking.log_config(config)
-            log.info("MLflow run %s; config %s", run.info.run_id, config.to_json().replace("\n", ""))
 
-            def epoch_end(row):
-                tracking.log_epoch(row)
-                log.info(
-                    "epoch %d: %s", row["epoch"], {k: round(v, 4) for k, v in row.items() if "/" not in k}
-                )
-                if on_epoch_end is not None:
-                    on_epoch_end(row)
 
-            fit_started = time.time()
-            result = fit(
-                config,
-                prepared,
-                on_epoch_end=epoch_end,
-                checkpoint_dir=paths.checkpoints_dir,
-                progress_file=progress_file,
-            )
-            fit_seconds = time.time() - fit_started
-            rows = result.rows
-            final = reporting.final_metrics(rows[-1])
-            reporting.write_curves(rows, config, task.main_metric, paths)
-            model_path, tokenizer_path, config_path = reporting.save_model(
-                result.classifier, prepared.tokenizer, config, paths
-            )
-            metadata = {
-                "config": config.resolved_dict(),
-                "versions": _versions(),
-                "data_source": prepared.data.source,
-                "num_train_examples": len(prepared.train),
-                "num_eval_examples": {k: len(v) for k, v in prepared.evals.items()},
-                "tokenizer_vocab_size": prepared.tokenizer.get_vocab_size(),
-                "timings": {"data_seconds": data_seconds, "fit_seconds": fit_seconds},
-                "final_metrics": final,
-                "main_metric": f"eval_{task.main_metric}",
-                "mlflow_run_id": run.info.run_id,
-            }
-            reporting.write_metadata(paths.metadata, metadata)
-            tracking.log_summary({**final, "fit_seconds": fit_seconds})
-            tracking.log_artifacts(
-                "results",
-                [paths.csv, paths.metadata, paths.accuracy_plot, paths.loss_plot, paths.heatmap, config_path],
-            )
-            tracking.log_artifacts("tokenizer", [tokenizer_path])
-            tracking.log_model(model_path, tokenizer_path, config_path, config)
-            tracking.log_artifacts("logs", [paths.log_file])
-            log.info("finished: %s; results in %s", final, paths.results_dir)
-            return RunResult(rows, run.info.run_id, paths.results_dir, final)
-    finally:
-        log.removeHandler(file_handler)
-        file_handler.close()
+def _epoch_end(user_hook: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """Log each epoch's row to MLflow and the log, then call the caller's hook."""
+    from gated_bert import tracking
+
+    def epoch_end(row: dict) -> None:
+        tracking.log_epoch(row)
+        shown = {k: round(v, 4) for k, v in row.items() if "/" not in k}
+        log.info("epoch %d: %s", row[names.EPOCH], shown)
+        if user_hook is not None:
+            user_hook(row)
+
+    return epoch_end
+
+
+def _metadata(config, prepared, timings: dict[str, float], final: dict[str, float], run_id: str) -> dict:
+    """The run's metadata JSON: resolved config, versions, data, timings, final metrics."""
+    return {
+        "config": config.resolved_dict(),
+        "versions": _versions(),
+        "data_source": prepared.data.source,
+        "num_train_examples": len(prepared.train),
+        "num_eval_examples": {k: len(v) for k, v in prepared.evals.items()},
+        "tokenizer_vocab_size": prepared.tokenizer.get_vocab_size(),
+        "timings": dict(timings),
+        "final_metrics": final,
+        "main_metric": names.eval_metric(prepared.task.main_metric),
+        "mlflow_run_id": run_id,
+    }
+
+
+def _log_results(config, paths, files, final: dict, timings: dict, run_id: str) -> None:
+    """Everything a finished run logs once: final metrics, results files, the model, the log."""
+    from gated_bert import tracking
+
+    tracking.log_metrics({**final, names.FIT_SECONDS: timings["fit_seconds"]})
+    tracking.log_artifacts("results", [*paths.result_files(), files.config])
+    tracking.log_artifacts("tokenizer", [files.tokenizer])
+    tracking.log_model(files.model, files.tokenizer, files.config, config)
+    tracking.log_artifacts("logs", [paths.log_file])

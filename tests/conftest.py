@@ -33,7 +33,10 @@ def glue_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, tmp_path, monkeypatch):
+    # Every test runs in its own folder: relative outputs (results_*, mlflow.db, mlruns) land there,
+    # and the working tree is unchanged after the suite.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GATED_BERT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     for name in ("BENCHMARK_EPOCHS", "VERBOSE", "GLUE_DIR", "MLFLOW_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
@@ -90,3 +93,14 @@ def write_sst2(root: Path, n_train: int = 320, n_dev: int = 64, seed: int = 0) -
 @pytest.fixture
 def sst2_dir(tmp_path) -> Path:
     return write_sst2(tmp_path / "glue")
+
+
+def assert_png(path: Path, min_width: int = 300, min_height: int = 200) -> None:
+    """`path` is a real plot: a PNG of at least this size that is not a blank canvas."""
+    from matplotlib.image import imread
+
+    assert path.is_file(), path
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    pixels = imread(path)
+    assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width, pixels.shape
+    assert pixels[..., :3].std() > 0.05, "the image is blank"

@@ -17,7 +17,7 @@ FLAG_CASES = [
     (["--learning-rate", "-1"], "learning_rate must be a positive number, got -1.0"),
     (["--model-size", "huge"], "unknown model_size 'huge'"),
     (["--task", "foo"], "unknown task 'foo'"),
-    (["--pruning-method", "random"], "unknown pruning_method 'random'"),
+    (["--pruning-method", "lottery"], "unknown pruning_method 'lottery'"),
     (["--end-sparsity", "1.2"], "end_sparsity must be in [0, 1), got 1.2"),
     (["--start-sparsity", "-0.1"], "start_sparsity must be in [0, 1), got -0.1"),
     (
@@ -159,16 +159,54 @@ def test_real_process_exit_code_and_help():
     assert "[default: 0.99]" in text and "[default: 96]" in text and "[default: spt]" in text
 
 
-def test_cli_options_parse_to_config():
-    from gated_bert.cli import build_config
+def _parsed_config(argv, monkeypatch):
+    """The config `gated-bert train ARGV` would train, captured instead of training."""
+    from gated_bert import run
 
-    config = build_config(
-        dict(
-            model_size="tiny",
-            sparsity_steps=(10.0, 50.0),
-            spt_explore_per_layer=True,
-            data_dir=None,
-            epochs=10,
-        )
+    seen = []
+
+    def capture(config, **kwargs):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run, "train", capture)
+    with pytest.raises(SystemExit):
+        main(["train", *argv])
+    return seen[-1]
+
+
+def test_cli_options_parse_to_config(monkeypatch):
+    from gated_bert.config import GatedBertConfig
+
+    assert _parsed_config([], monkeypatch) == GatedBertConfig()
+    config = _parsed_config(
+        [
+            "--model-size",
+            "tiny",
+            "--sparsity-steps",
+            "10,50",  # commas or spaces
+            "--spt-explore-per-layer",
+            "yes",  # click's booleans
+            "--spt-epsilon",
+            "auto",  # optional fields take auto
+            "--max-train-samples",
+            "none",
+            "--epochs",
+            "10",
+            "--pruning-method",
+            "random",
+        ],
+        monkeypatch,
     )
-    assert config.sparsity_steps == (10.0, 50.0) and config.spt_explore_per_layer and config.epochs == 10
+    expected = GatedBertConfig(
+        model_size="tiny",
+        sparsity_steps=(10.0, 50.0),
+        spt_explore_per_layer=True,
+        epochs=10,
+        pruning_method="random",
+    )
+    assert config == expected
+    assert config.spt_epsilon is None and config.effective_spt_epsilon == 0.01
+    assert config.pruning_end_epoch == 10  # capped from the default 23
+    monkeypatch.setenv("BENCHMARK_EPOCHS", "3")
+    assert _parsed_config(["--epochs", "10"], monkeypatch).epochs == 3  # the environment wins

@@ -1,9 +1,12 @@
 """The real path: `mlflow run . -e train` on real SST-2 into a temporary sqlite store."""
 
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import mlflow
 import pytest
@@ -135,3 +138,40 @@ def test_failed_and_interrupted_runs_are_never_left_running(tmp_path):
     with tracking.start_run(config) as run:
         pass
     assert MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_train_twice_in_one_process_after_an_interrupt(sst2_dir, tmp_path):
+    """As in a notebook: an interrupted run must not colour the next run's status."""
+    from gated_bert.run import train
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    config = micro_config(
+        data_dir=str(sst2_dir), epochs=1, output_root=str(tmp_path / "out"), experiment_name="twice"
+    )
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    package_log = logging.getLogger("gated_bert")
+    log_state = (package_log.level, list(package_log.handlers))
+
+    def interrupt(row):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C
+        time.sleep(5)
+
+    def fail(row):
+        raise RuntimeError("boom")
+
+    def rewrapped(row):  # a library that turns the interrupt into its own error
+        try:
+            interrupt(row)
+        except KeyboardInterrupt:
+            raise RuntimeError("wrapped") from None
+
+    for hook, error in ((interrupt, KeyboardInterrupt), (fail, RuntimeError), (rewrapped, RuntimeError)):
+        with pytest.raises(error):
+            train(config, on_epoch_end=hook)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+        assert (package_log.level, list(package_log.handlers)) == log_state
+    train(config)
+    runs = sorted(
+        mlflow.search_runs(experiment_names=["twice"], output_format="list"), key=lambda r: r.info.start_time
+    )
+    assert [r.info.status for r in runs] == ["KILLED", "FAILED", "KILLED", "FINISHED"]

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from gated_bert.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_png
 
 
 @pytest.fixture
@@ -36,7 +36,12 @@ def _parse(argv, captured_plan):
 
 
 def test_defaults_are_the_spec(captured_plan, capsys):
+    from gated_bert.config import GatedBertConfig
+
     plan, mode = _parse([], captured_plan)
+    defaults = GatedBertConfig()
+    for config in plan.configs:  # every setting not given on the command line is the config's default
+        assert config.replace(pruning_method="spt", enable_pruning=True) == defaults
     assert plan.methods == ("magnitude", "movement", "spt", "baseline") and not plan.parallel
     c = plan.configs[0]
     assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (
@@ -218,7 +223,7 @@ def test_parallel_bars_without_terminal(bars_run):
     assert "[JOB 1] baseline" in done.stdout and "[JOB 2] magnitude" in done.stdout
     assert "100% (Epoch 1/1" in done.stdout
     out = tmp / "out"
-    assert (out / "pruning_methods_comparison_dual_axis.png").is_file()
+    assert_png(out / "pruning_methods_comparison_dual_axis.png", 1000, 550)
     table = (out / "pruning_methods_comparison.csv").read_text().splitlines()
     assert (
         table[0] == "method,metric,final_metric,final_sparsity,best_metric,wall_seconds" and len(table) == 3
@@ -242,7 +247,7 @@ def test_parallel_log_modes_without_terminal(glue_dir, tmp_path, mode):
     assert done.returncode == 0, done.stdout[-3000:]
     assert "[baseline] " in done.stdout and "[magnitude] " in done.stdout
     assert ("[JOB 1] baseline   [" in done.stdout) == (mode == "both")
-    assert (tmp_path / "out" / "pruning_methods_comparison_dual_axis.png").is_file()
+    assert_png(tmp_path / "out" / "pruning_methods_comparison_dual_axis.png", 1000, 550)
 
 
 @pytest.mark.slow
@@ -348,4 +353,4 @@ def test_compare_from_results_dirs(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "pruning_methods_comparison_dual_axis.png").is_file()
+    assert_png(tmp_path / "pruning_methods_comparison_dual_axis.png", 1000, 550)

@@ -5,9 +5,10 @@ import tensorflow as tf
 
 from gated_bert.layers import PRUNABLE_ROLES, GatedDense, straight_through
 from gated_bert.model import PrunableKernel, build_model, prunable_kernels
-from gated_bert.pruning import scoring
 from gated_bert.pruning.masks import mask_for
-from gated_bert.pruning.spt import SptExplorer, reward_update
+from gated_bert.pruning.methods.magnitude import magnitude_importance
+from gated_bert.pruning.methods.movement import movement_importance
+from gated_bert.pruning.methods.spt import SptExplorer, rank_importance, reward_update, sort_keys
 from tests.conftest import micro_config
 
 
@@ -39,16 +40,16 @@ def test_movement_score_gradient_equals_w_times_grad_of_effective_weight():
 
 def test_movement_pruned_weight_returns_when_its_score_rises():
     scores = np.array([0.1, 0.2, 0.3, 0.4])
-    mask = mask_for(scoring.movement(scores), 0.5)
+    mask = mask_for(movement_importance(scores), 0.5)
     assert mask.tolist() == [0, 0, 1, 1]
     scores[0] = 1.0
-    assert mask_for(scoring.movement(scores), 0.5).tolist() == [1, 0, 0, 1]
+    assert mask_for(movement_importance(scores), 0.5).tolist() == [1, 0, 0, 1]
 
 
 def test_magnitude_keeps_pruned_weights_pruned():
     kernel = np.array([5.0, 0.1, 3.0, 2.0])
     mask = np.array([0.0, 1.0, 1.0, 1.0])  # the largest weight was already pruned
-    assert mask_for(scoring.magnitude(kernel, mask), 0.5).tolist() == [0, 0, 1, 1]
+    assert mask_for(magnitude_importance(kernel, mask), 0.5).tolist() == [0, 0, 1, 1]
 
 
 def test_reward_update_rule_and_sign():
@@ -65,7 +66,7 @@ def test_spt_ranking_tiers():
     mask = np.array([1, 1, 1, 1, 1, 0], np.float32)
     ema = np.array([-0.1, 0.5, 0.0, 0.0, 0.2, 0.0])
     visits = np.array([3, 1, 1, 0, 2, 0])
-    importance = scoring.spt_importance(scoring.spt_sort_keys(kernel, mask, ema, visits))
+    importance = rank_importance(sort_keys(kernel, mask, ema, visits))
     # closed first: pruned (5), harmless by ema then |w| (0 with -0.1, then 2 with 0.0),
     # unprobed by |w| (3), useful by ema (4 with 0.2, then 1 with 0.5)
     assert np.argsort(importance).tolist() == [5, 0, 2, 3, 4, 1]
@@ -147,11 +148,11 @@ def test_spt_prunes_planted_irrelevant_weights_first():
     assert (visits > 0).all()
     np.testing.assert_array_equal(ema[4:], 0.0)  # removing an irrelevant weight changes nothing
     assert (ema[:4] > 0).all()  # removing a relevant weight raises the loss
-    importance = scoring.spt_importance(scoring.spt_sort_keys(kernel, layer.mask.numpy(), ema, visits))
+    importance = rank_importance(sort_keys(kernel, layer.mask.numpy(), ema, visits))
     mask = mask_for(importance.reshape(kernel.shape), 0.5)
     np.testing.assert_array_equal(mask[4:], 0.0)
     np.testing.assert_array_equal(mask[:4], 1.0)
-    magnitude_mask = mask_for(scoring.magnitude(kernel, layer.mask.numpy()), 0.5)
+    magnitude_mask = mask_for(magnitude_importance(kernel, layer.mask.numpy()), 0.5)
     assert magnitude_mask[4:].sum() == 8  # magnitude keeps exactly the wrong ones
 
 
@@ -167,3 +168,67 @@ def test_trainer_without_pruning_callback_fails_loudly():
     trainer.compile(optimizer="adam")
     with pytest.raises(RuntimeError, match="PruningCallback"):
         trainer.fit(tf.data.Dataset.from_tensors(({"token_ids": [[2, 3]], "segment_ids": [[0, 0]]}, [1])))
+
+
+def test_random_control_is_seeded_keeps_pruned_and_ignores_magnitude():
+    from gated_bert.pruning.methods.random import RandomControl
+
+    def masks_after(seed, rounds=(0.5, 0.75)):
+        kernels = _kernels(1, (20, 20))
+        layer = kernels[0].layer
+        layer.kernel.assign(np.arange(400, dtype=np.float32).reshape(20, 20))  # magnitude = position
+        method = RandomControl(micro_config(seed=seed), kernels)
+        history = []
+        for target in rounds:
+            layer.mask.assign(mask_for(method.importances("per_layer")[0], target))
+            history.append(layer.mask.numpy().copy())
+        return history
+
+    first, again, other = masks_after(1), masks_after(1), masks_after(2)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)  # the same seed draws the same weights
+    assert not np.array_equal(first[0], other[0])
+    assert (first[0] == 0).sum() == 200 and (first[1] == 0).sum() == 300
+    assert np.all(first[1][first[0] == 0] == 0)  # pruned weights stay pruned
+    # unlike magnitude (which would prune positions 0..199), about half the kept weights are small ones
+    assert 70 <= first[0].reshape(-1)[:200].sum() <= 130
+
+
+def test_registry_fails_loudly_and_lists_the_methods():
+    from gated_bert.pruning.methods import METHODS, get_method, method_names
+
+    assert method_names() == ("none", "magnitude", "movement", "spt", "random")
+    assert all(cls.name == name for name, cls in METHODS.items())
+    with pytest.raises(ValueError, match="unknown pruning method 'lottery'; choose one of: none, magnitude"):
+        get_method("lottery")
+
+
+def test_unknown_schedule_kind_fails_instead_of_becoming_linear():
+    from gated_bert.pruning.schedules import EpochSchedule, StepSchedule
+
+    with pytest.raises(ValueError, match="unknown schedule kind 'exponential'; choose one of: linear, cubic"):
+        EpochSchedule("exponential", 1, 3, 0.0, 0.9)
+    with pytest.raises(ValueError, match="unknown schedule kind 'steps'; choose one of: linear, cubic"):
+        StepSchedule("steps", 0, 10, 5, 0.0, 0.9)
+
+
+def test_methods_name_the_state_a_checkpoint_needs():
+    from gated_bert.pruning.methods import needs_scores
+    from gated_bert.pruning.pruner import Pruner
+
+    for method, keys in (
+        ("magnitude", set()),
+        ("random", {"rng"}),
+        ("movement", {"scores_optimizer"}),
+        ("spt", {"reward_ema", "visits", "probe_count", "seed_generator"}),
+    ):
+        config = micro_config(pruning_method=method, pruning_start_epoch=1, pruning_end_epoch=2)
+        model = build_model(config.architecture(), 2, with_scores=needs_scores(method))
+        pruner = Pruner(config, model, steps_per_epoch=10)
+        pruner.method.extra_optimizer()
+        state = pruner.method.state()
+        assert set(state) == keys, method
+        if method == "spt":
+            assert len(state["reward_ema"]) == len(state["visits"]) == 12  # 2 layers x 6 kernels
+        if method == "movement":
+            assert pruner.method.extra_variables() == [k.layer.scores for k in pruner.kernels]

@@ -253,10 +253,9 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
         time.sleep(1)
         if not (tmp_path / "optuna_journal.log").exists():  # the parent has not set up the store yet
             continue
-        try:
-            running = [r for r in _runs("sweep-int") if "optuna.trial_number" in r.data.tags]
-        except Exception:  # the experiment is being created
+        if mlflow.get_experiment_by_name("sweep-int") is None:  # the first trial has not created it yet
             continue
+        running = [r for r in _runs("sweep-int") if "optuna.trial_number" in r.data.tags]
         if len(running) == 2:
             break
     else:

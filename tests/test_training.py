@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gated_bert.model import prunable_kernels
+from gated_bert.pruning.methods import get_method
 from gated_bert.training.callbacks import NanGuard, TrainingDivergedError
 from gated_bert.training.fit import fit, prepare_data
 from tests.conftest import micro_config
@@ -14,7 +15,7 @@ def _run(sst2_dir, **overrides):
     return config, fit(config, prepare_data(config))
 
 
-@pytest.mark.parametrize("method", ["magnitude", "movement", "spt"])
+@pytest.mark.parametrize("method", ["magnitude", "movement", "spt", "random"])
 @pytest.mark.parametrize("target", [0.5, 0.9])
 def test_every_method_reaches_target_exactly(sst2_dir, method, target):
     config, result = _run(
@@ -37,7 +38,7 @@ def test_every_method_reaches_target_exactly(sst2_dir, method, target):
             assert abs(n_zero - target * size) <= 1  # within one weight per kernel
     assert result.rows[-1]["sparsity"] == pytest.approx(target, abs=1 / total * len(kernels))
     assert result.rows[1]["sparsity"] == pytest.approx(result.rows[-1]["sparsity"])  # reached at end epoch
-    if method != "movement":
+    if get_method(method).zeroes_pruned:
         for k in kernels:  # pruned weights are zero in the kernel too
             assert np.all(k.layer.kernel.numpy()[k.layer.mask.numpy() == 0] == 0)
 

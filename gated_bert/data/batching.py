@@ -55,6 +55,18 @@ def sorted_order(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def sorted_eval(split: EncodedSplit, batch_size: int) -> tuple[tf.data.Dataset, np.ndarray]:
+    """Evaluation batches sorted by length, and the example order they come in.
+
+    `outputs[i]` of `model.predict` on the dataset belongs to example `order[i]`.
+    """
+    if len(split):
+        order = np.concatenate(sorted_order(split.lengths, batch_size))
+    else:
+        order = np.zeros(0, dtype=np.int64)
+    return make_dataset(split, batch_size, shuffle=False), order
+
+
 def pad_batch(split: EncodedSplit, index: np.ndarray, pad_to: int | None = None):
     width = pad_to or max(len(split.token_ids[i]) for i in index)
     token_ids = np.full((len(index), width), PAD_ID, dtype=np.int32)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gated_bert.config import GatedBertConfig
+from gated_bert.workers import cpu_share, worker_environment
 
 POLL_SECONDS = 0.5
 TAIL_LINES = 15
@@ -67,18 +68,15 @@ class Job:
         return [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
 
 
-def train_command(
-    config: GatedBertConfig, parent_run_id: str, experiment_id: str, progress: Path
-) -> list[str]:
-    """`python -m gated_bert.cli train` with every config field spelled out."""
-    args = [sys.executable, "-m", "gated_bert.cli", "train"]
-    for name, value in config.to_dict().items():
-        if value is None:
-            continue
-        if isinstance(value, list):
-            value = " ".join(f"{v:g}" for v in value)
-        args += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return args + [
+def train_command(config_file: Path, parent_run_id: str, experiment_id: str, progress: Path) -> list[str]:
+    """`python -m gated_bert.cli train` on the job's config, passed as a JSON file."""
+    return [
+        sys.executable,
+        "-m",
+        "gated_bert.cli",
+        "train",
+        "--config-file",
+        str(config_file),
         "--parent-run-id",
         parent_run_id,
         "--experiment-id",
@@ -107,32 +105,21 @@ class JobRunner:
         self.experiment_id = experiment_id
         self.display = display
 
-    def _env(self, threads: int) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("MLFLOW_RUN_ID", None)  # jobs are children of the parent run, not the parent itself
-        env.update(
-            MLFLOW_TRACKING_URI=self.tracking_uri,
-            TF_NUM_INTRAOP_THREADS=str(threads),
-            TF_NUM_INTEROP_THREADS="1",
-            OMP_NUM_THREADS=str(threads),
-            TF_CPP_MIN_LOG_LEVEL=env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            PYTHONUNBUFFERED="1",
-        )
-        return env
-
     def _start(self, job: Job) -> None:
         job.workdir.mkdir(parents=True, exist_ok=True)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
-        threads = max(1, (os.cpu_count() or 1) // min(self.max_jobs, len(self.jobs)))
+        threads = cpu_share(min(self.max_jobs, len(self.jobs)))
+        config_file = job.workdir / "config.json"
+        config_file.write_text(job.config.to_json())
         job.log_handle = open(job.log_path, "w")
         job.started = time.time()
         job.process = subprocess.Popen(
-            train_command(job.config, self.parent_run_id, self.experiment_id, job.progress_path),
+            train_command(config_file, self.parent_run_id, self.experiment_id, job.progress_path),
             cwd=job.workdir,
             stdout=job.log_handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=self._env(threads),
+            env=worker_environment(threads, self.tracking_uri),
             start_new_session=True,  # own process group: we forward Ctrl-C
         )
         self.display.started(job)

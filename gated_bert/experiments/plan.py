@@ -7,15 +7,15 @@ from dataclasses import dataclass
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
+from gated_bert.pruning.methods import from_label, labels
 
-METHODS = {"baseline": "none", "magnitude": "magnitude", "movement": "movement", "spt": "spt"}
-DEFAULT_METHODS = ("magnitude", "movement", "spt", "baseline")
+DEFAULT_METHODS = ("magnitude", "movement", "spt", "baseline")  # the original description's default
 OUTPUT_MODES = ("bars", "logs", "both")
 
 
 @dataclass(frozen=True)
 class ExperimentPlan:
-    methods: tuple[str, ...]  # baseline | magnitude | movement | spt
+    methods: tuple[str, ...]  # method labels: baseline, magnitude, ...
     configs: tuple[GatedBertConfig, ...]  # one per method, same order
     parallel: bool
     max_parallel_jobs: int
@@ -28,13 +28,14 @@ class ExperimentPlan:
 
 def parse_methods(text: str) -> tuple[str, ...]:
     methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    valid = ", ".join(labels())
     if not methods:
-        raise ConfigError("-p/--pruning-methods needs at least one of: baseline, magnitude, movement, spt")
+        raise ConfigError(f"-p/--pruning-methods needs at least one of: {valid}")
     for method in methods:
-        if method not in METHODS:
+        if method not in labels():
             raise ConfigError(
                 f"unknown pruning method {method!r} in -p/--pruning-methods; choose from "
-                "baseline, magnitude, movement, spt (comma-separated)"
+                f"{valid} (comma-separated)"
             )
     if len(set(methods)) != len(methods):
         raise ConfigError(f"-p/--pruning-methods lists a method twice: {text!r}")
@@ -58,7 +59,7 @@ def make_plan(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for method in methods:
-            configs.append(GatedBertConfig(**{**values, "pruning_method": METHODS[method]}))
+            configs.append(GatedBertConfig(**{**values, "pruning_method": from_label(method)}))
     for message in sorted({str(w.message) for w in caught}):
         warnings.warn(message, stacklevel=2)  # once, not once per method
     return ExperimentPlan(

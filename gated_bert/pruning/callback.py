@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import keras
 
+from gated_bert import metric_names as names
 from gated_bert.pruning.pruner import Pruner
 
 
 class PruningCallback(keras.callbacks.Callback):
     """Runs mask updates outside the compiled train step, on schedule.
 
-    Epoch schedules (magnitude, spt, step lists) update at the end of each
-    epoch of the window; movement's step schedule updates every `frequency`
-    optimizer steps. SPT's probing is switched on for the window's epochs.
+    Epoch schedules update at the end of each epoch of the window; step
+    schedules (movement's default) every `frequency` optimizer steps. The
+    method hears of every epoch's start (SPT probes only inside the window).
     Put it before any callback that evaluates at epoch end.
     """
 
@@ -20,12 +21,10 @@ class PruningCallback(keras.callbacks.Callback):
         super().__init__()
         self.pruner = pruner
         self.step = 0
-        self.updates = 0
         self.current_target = 0.0  # target of the latest mask update
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.pruner.explorer is not None:
-            self.pruner.explorer.exploring.assign(self.pruner.in_window(epoch + 1))
+        self.pruner.method.on_epoch_begin(epoch + 1, self.pruner.in_window(epoch + 1))
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -38,14 +37,12 @@ class PruningCallback(keras.callbacks.Callback):
         if schedule is not None and schedule.is_update_step(epoch + 1):
             self._apply(schedule.sparsity_at(epoch + 1))
         if logs is not None:
-            logs["target_sparsity"] = self.current_target
+            logs[names.TARGET_SPARSITY] = self.current_target
 
     def _apply(self, target: float) -> None:
         self.pruner.apply(target)
         self.current_target = target
-        self.updates += 1
 
     def on_train_end(self, logs=None):
-        if self.pruner.explorer is not None:
-            self.pruner.explorer.exploring.assign(False)
+        self.pruner.method.on_train_end()
         self.pruner.zero_pruned_kernels()

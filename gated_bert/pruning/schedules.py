@@ -31,6 +31,15 @@ def cubic(t: float, t0: float, t1: float, s_i: float, s_f: float) -> float:
     return s_f + (s_i - s_f) * (1.0 - frac) ** 3
 
 
+CURVES = {"linear": linear, "cubic": cubic}
+EPOCH_SCHEDULE_KINDS = (*CURVES, "steps")
+
+
+def _check_kind(kind: str, valid) -> None:
+    if kind not in valid:
+        raise ValueError(f"unknown schedule kind {kind!r}; choose one of: {', '.join(valid)}")
+
+
 def step_path(steps_percent: tuple[float, ...], end_sparsity: float) -> list[float]:
     """The step list as fractions, ending exactly at end_sparsity.
 
@@ -70,6 +79,9 @@ class EpochSchedule:
     end_sparsity: float
     steps_percent: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        _check_kind(self.kind, EPOCH_SCHEDULE_KINDS)
+
     def is_update_step(self, epoch: int) -> bool:
         return self.start_epoch <= epoch <= self.end_epoch
 
@@ -82,8 +94,9 @@ class EpochSchedule:
                 self.end_epoch - self.start_epoch + 1,
             )
             return targets[min(epoch, self.end_epoch) - self.start_epoch]
-        curve = cubic if self.kind == "cubic" else linear
-        return curve(epoch, self.start_epoch, self.end_epoch, self.start_sparsity, self.end_sparsity)
+        return CURVES[self.kind](
+            epoch, self.start_epoch, self.end_epoch, self.start_sparsity, self.end_sparsity
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,11 @@ class StepSchedule:
     start_sparsity: float
     end_sparsity: float
 
+    def __post_init__(self) -> None:
+        _check_kind(self.kind, tuple(CURVES))
+        if self.frequency < 1:
+            raise ValueError(f"frequency must be a positive number of steps, got {self.frequency}")
+
     def is_update_step(self, step: int) -> bool:
         if not (self.begin_step < step <= self.end_step):
             return False
@@ -110,5 +128,4 @@ class StepSchedule:
     def sparsity_at(self, step: int) -> float:
         if step <= self.begin_step:
             return 0.0
-        curve = cubic if self.kind == "cubic" else linear
-        return curve(step, self.begin_step, self.end_step, self.start_sparsity, self.end_sparsity)
+        return CURVES[self.kind](step, self.begin_step, self.end_step, self.start_sparsity, self.end_sparsity)

@@ -15,30 +15,44 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
+from gated_bert.workers import cpu_share, worker_environment
 
 log = logging.getLogger("gated_bert")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 
 
+def _help(text: str, default) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
 class SweepSettings:
-    """How to search (the base config says what to train)."""
+    """How to search (the base config says what to train). CLI options and MLproject
+    parameters of the sweep are generated from these fields (all but `seed`, which is the
+    base config's)."""
 
-    n_trials: int = 10
-    n_jobs: int = 1
-    study_name: str = "gated-bert-sweep"
-    storage: str | None = None  # Optuna storage URL or journal file; default: next to the MLflow store
-    sampler: str = "tpe"
-    pruner: str = "median"
-    timeout: float | None = None
-    seed: int = 0
-    search_space: str | None = None
+    n_trials: int = _help("Trials in total, across all workers.", 10)
+    n_jobs: int = _help("Parallel worker processes.", 1)
+    study_name: str = _help("Optuna study; re-using a name continues that study.", "gated-bert-sweep")
+    storage: str | None = _help(
+        "Optuna storage URL (e.g. postgresql://...) or journal file "
+        "(default: optuna_journal.log next to the MLflow store).",
+        None,
+    )
+    sampler: str = _help("tpe or random.", "tpe")
+    pruner: str = _help("median, hyperband or none.", "median")
+    timeout: float | None = _help("Stop starting new trials after this many seconds (per worker).", None)
+    seed: int = _help("Seed of the samplers (the base config's seed).", 0)
+    search_space: str | None = _help(
+        "YAML/JSON file that narrows or replaces the default search space.", None
+    )
 
     def __post_init__(self):
         if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
@@ -68,10 +82,11 @@ class SweepResult:
 # ------------------------------------------------------------------ storage
 def default_storage_path() -> Path:
     """A journal file next to the MLflow store (sqlite file's folder, else cwd)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).resolve().parent / "optuna_journal.log"
-    return Path.cwd() / "optuna_journal.log"
+    from gated_bert.tracking import sqlite_path
+
+    database = sqlite_path(os.environ.get("MLFLOW_TRACKING_URI", ""))
+    folder = database.resolve().parent if database is not None else Path.cwd()
+    return folder / "optuna_journal.log"
 
 
 def make_storage(spec: str):
@@ -117,24 +132,20 @@ class WorkerJob:
     experiment_id: str
 
 
-def _set_thread_env(threads: int) -> None:
-    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-
-
 def worker_main(job: WorkerJob) -> None:
-    """Entry of a worker process: run `job.n_trials` trials of the study."""
+    """Entry point of a worker process (its edge): run `job.n_trials` trials of the study."""
     os.environ.pop("MLFLOW_RUN_ID", None)  # trials are children, never the launched run itself
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _set_thread_env(job.threads)
+    os.environ.update(worker_environment(job.threads, job.tracking_uri))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> runs KILLED
-    import mlflow
     import optuna
 
-    mlflow.set_tracking_uri(job.tracking_uri)
+    from gated_bert import tracking
+    from gated_bert.run import configure_logging
+
+    tracking.use_tracking_uri(job.tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = GatedBertConfig.from_json(job.base_json)
+    configure_logging(base.verbose)
     study = optuna.load_study(
         study_name=job.settings.study_name,
         storage=make_storage(job.storage),
@@ -154,59 +165,27 @@ def _split(total: int, parts: int) -> list[int]:
 # ------------------------------------------------------------------- parent
 def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
     """Run the study; returns where it is and what it found."""
-    from gated_bert.data.glue import load_task
-    from gated_bert.sweep.search_space import load_space, suggest_config
-    from gated_bert.tasks import TASKS
-
-    space = load_space(settings.search_space, base.epochs)  # bad files fail before any trial
-    _check_space(space, base, suggest_config)
-    load_task(base.task, base.data_dir)  # bad data fails before any trial
-    import mlflow
     import optuna
 
     from gated_bert import tracking
     from gated_bert.sweep import report
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
+    _check_inputs(base, settings)
     storage = settings.storage or str(default_storage_path())
-    task = TASKS[base.task]
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=make_storage(storage),
-        direction=task.direction,
-        load_if_exists=True,
-    )
-    before = len(study.trials)
-    workers = min(settings.n_jobs, settings.n_trials)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    study = _create_study(base, settings, storage)
     tags = {"optuna.study_name": settings.study_name, "optuna.storage": storage, "sweep": "parent"}
     with tracking.start_run(base, run_name=f"sweep_{settings.study_name}", tags=tags) as parent:
         tracking.log_config(base)
         tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items()})
-        experiment_id = parent.info.experiment_id
-        jobs = [
-            WorkerJob(
-                base.to_json(),
-                settings,
-                storage,
-                n,
-                i,
-                threads,
-                mlflow.get_tracking_uri(),
-                parent.info.run_id,
-                experiment_id,
-            )
-            for i, n in enumerate(_split(settings.n_trials, workers))
-        ]
+        jobs = _worker_jobs(base, settings, storage, parent.info.run_id, parent.info.experiment_id)
         log.info(
             "study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
             settings.study_name,
             storage,
             settings.n_trials,
-            workers,
-            threads,
-            before,
+            len(jobs),
+            jobs[0].threads,
+            len(study.trials),
         )
         try:
             _run_workers(jobs)
@@ -218,11 +197,56 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
     return SweepResult(parent.info.run_id, settings.study_name, storage, *result)
 
 
-def _check_space(space, base, suggest_config) -> None:
+def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:
+    """Bad search spaces and bad data fail before any run or trial starts."""
+    from gated_bert.data.glue import load_task
+    from gated_bert.sweep.search_space import load_space
+
+    _check_space(load_space(settings.search_space, base.epochs), base)
+    load_task(base.task, base.data_dir)
+
+
+def _create_study(base: GatedBertConfig, settings: SweepSettings, storage: str):
+    """Create (or continue) the study once, before any worker starts."""
+    import optuna
+
+    from gated_bert.tasks import TASKS
+
+    return optuna.create_study(
+        study_name=settings.study_name,
+        storage=make_storage(storage),
+        direction=TASKS[base.task].direction,
+        load_if_exists=True,
+    )
+
+
+def _worker_jobs(base, settings: SweepSettings, storage: str, parent_run_id: str, experiment_id: str):
+    from gated_bert import tracking
+
+    workers = min(settings.n_jobs, settings.n_trials)
+    uri = tracking.absolute_tracking_uri()
+    return [
+        WorkerJob(
+            base.to_json(),
+            settings,
+            storage,
+            n,
+            i,
+            cpu_share(workers),
+            uri,
+            parent_run_id,
+            experiment_id,
+        )
+        for i, n in enumerate(_split(settings.n_trials, workers))
+    ]
+
+
+def _check_space(space, base) -> None:
     """Draw one config from the space with a throwaway trial, so bad spaces fail now."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from gated_bert.sweep.search_space import suggest_config
+
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     suggest_config(probe.ask(), space, base)
 

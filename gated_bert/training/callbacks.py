@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from gated_bert import metric_names as names
 from gated_bert.metrics import compute_metrics, loss_from_outputs
 from gated_bert.model import sparsity_report
 from gated_bert.tasks import Task
@@ -46,8 +47,8 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         if logs is not None:
-            logs["epoch_seconds"] = seconds
-            logs["examples_per_second"] = self.num_examples / seconds if seconds > 0 else 0.0
+            logs[names.EPOCH_SECONDS] = seconds
+            logs[names.EXAMPLES_PER_SECOND] = self.num_examples / seconds if seconds > 0 else 0.0
 
 
 class Evaluation(keras.callbacks.Callback):
@@ -70,16 +71,16 @@ class Evaluation(keras.callbacks.Callback):
         for index, (name, (dataset, labels)) in enumerate(self.eval_sets.items()):
             outputs = self.classifier.predict(dataset, verbose=0)
             suffix = "" if index == 0 else f"_{name}"
-            results[f"eval_loss{suffix}"] = loss_from_outputs(self.task, outputs, labels)
+            results[names.eval_loss(suffix)] = loss_from_outputs(self.task, outputs, labels)
             for metric, value in compute_metrics(self.task, outputs, labels).items():
-                results[f"eval_{metric}{suffix}"] = value
+                results[names.eval_metric(metric, suffix)] = value
         return results
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         logs.update(self.evaluate())
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs[names.LEARNING_RATE] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -109,14 +110,11 @@ class HistoryRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         report = sparsity_report(self.classifier)  # once per epoch; the totals go to the logs too
         if logs is not None:
-            logs["sparsity"] = report["sparsity"]
-            logs["sparsity_all_params"] = report["sparsity_all_params"]
-        row: dict[str, float] = {"epoch": epoch + 1}
+            logs[names.SPARSITY] = report[names.SPARSITY]
+            logs[names.SPARSITY_ALL_PARAMS] = report[names.SPARSITY_ALL_PARAMS]
+        row: dict[str, float] = {names.EPOCH: epoch + 1}
         for key, value in (logs or {}).items():
-            name = "train_loss" if key == "loss" else key
-            if key in ("accuracy", "mean_squared_error"):
-                name = f"train_{key}"
-            row[name] = float(np.asarray(value))
+            row[names.KERAS_TRAIN_NAMES.get(key, key)] = float(np.asarray(value))
         row.update(report)
         self.rows.append(row)
 
@@ -177,6 +175,6 @@ class ProgressFile(keras.callbacks.Callback):
         self.state.update(
             step=self.state["steps"],
             value=None if value is None else float(value),
-            sparsity=float(logs.get("sparsity", self.state["sparsity"])),
+            sparsity=float(logs.get(names.SPARSITY, self.state["sparsity"])),
         )
         self._write()

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 from tokenizers import Tokenizer
 
+from gated_bert import metric_names as names
 from gated_bert.config import GatedBertConfig
-from gated_bert.data.batching import EncodedSplit, make_dataset, sorted_order
+from gated_bert.data.batching import EncodedSplit, make_dataset, sorted_eval
 from gated_bert.data.glue import TaskData, load_task
 from gated_bert.data.tokenizer import encode, load_tokenizer, prepare, train_wordpiece, training_texts
 from gated_bert.model import build_model
+from gated_bert.pruning import methods
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.pruning.pruner import Pruner
 from gated_bert.tasks import Task
@@ -86,7 +87,7 @@ def build_classifier(config: GatedBertConfig, task: Task) -> keras.Model:
         config.architecture(),
         task.num_outputs,
         dropout_rate=config.dropout_rate,
-        with_scores=config.pruning_method == "movement",
+        with_scores=methods.needs_scores(config.pruning_method),
     )
 
 
@@ -100,8 +101,8 @@ def eval_datasets(prepared: PreparedData, batch_size: int) -> dict:
     """Eval split name -> (dataset sorted by length, labels in that order)."""
     out = {}
     for name, split in prepared.evals.items():
-        order = np.concatenate(sorted_order(split.lengths, batch_size)) if len(split) else np.zeros(0, int)
-        out[name] = (make_dataset(split, batch_size, shuffle=False), split.labels[order])
+        dataset, order = sorted_eval(split, batch_size)
+        out[name] = (dataset, split.labels[order])
     return out
 
 
@@ -127,13 +128,7 @@ def fit(
     train_ds = make_dataset(prepared.train, config.batch_size, seed=config.seed, shuffle=True)
     steps_per_epoch = prepared.train.num_batches(config.batch_size)
     pruner = Pruner(config, classifier, steps_per_epoch) if config.enable_pruning else None
-    trainer = PruningTrainer(
-        classifier,
-        task_loss(task),
-        pruner=pruner,
-        scores_learning_rate=config.movement_scores_learning_rate,
-        eval_mode_full_loss=config.dropout_rate > 0,
-    )
+    trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner)
     trainer.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
         loss=task_loss(task),
@@ -151,7 +146,7 @@ def fit(
         run_callbacks.append(EpochEndHook(recorder, on_epoch_end))
     if progress_file is not None:
         run_callbacks.append(
-            ProgressFile(progress_file, config.epochs, steps_per_epoch, f"eval_{task.main_metric}")
+            ProgressFile(progress_file, config.epochs, steps_per_epoch, names.eval_metric(task.main_metric))
         )
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
     trainer.fit(train_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False)

@@ -1,10 +1,11 @@
 """`PruningTrainer`: wraps the classifier with a train step that knows about gates.
 
 The classifier stays a plain functional model (that is what gets saved and
-served); the trainer adds, inside the compiled step,
-- movement scores updated by their own optimizer and learning rate,
-- SPT's probe forward pass after the gradients are taken and before they are
-  applied, so L_full and L_probe are measured on the same weights.
+served); the trainer adds, inside the compiled step, what the pruning method
+asks for:
+- its extra variables (movement's scores) trained by its own optimizer,
+- its train-step hook (SPT's probe), run after the gradients are taken and
+  before they are applied, so both losses see the same weights.
 """
 
 from __future__ import annotations
@@ -16,39 +17,24 @@ from gated_bert.pruning.callback import PruningCallback
 
 
 class PruningTrainer(keras.Model):
-    """Trains `classifier`; `pruner` (or None for the baseline) supplies the hooks.
+    """Trains `classifier`; `pruner` (or None for the baseline) supplies the method's hooks.
 
     Args:
         classifier: the gated model.
         loss_fn: the task loss (logits or regression output).
         pruner: the run's Pruner, or None.
-        scores_learning_rate: learning rate of movement scores.
-        eval_mode_full_loss: recompute L_full without dropout for SPT (needed
-            when dropout > 0, since the training forward pass is noisy).
     """
 
-    def __init__(
-        self,
-        classifier: keras.Model,
-        loss_fn,
-        pruner=None,
-        scores_learning_rate: float = 1e-2,
-        eval_mode_full_loss: bool = False,
-        **kwargs,
-    ):
+    def __init__(self, classifier: keras.Model, loss_fn, pruner=None, **kwargs):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.loss_fn = loss_fn
         self.pruner = pruner
-        self.eval_mode_full_loss = eval_mode_full_loss
-        self.explorer = pruner.explorer if pruner is not None else None
-        self.score_variables = [v for v in classifier.trainable_variables if v.path.endswith("/scores")]
-        score_ids = {id(v) for v in self.score_variables}
-        self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in score_ids]
-        self.scores_optimizer = None
-        if self.score_variables:
-            self.scores_optimizer = keras.optimizers.Adam(scores_learning_rate)
-            self.scores_optimizer.build(self.score_variables)
+        self.method = pruner.method if pruner is not None else None
+        self.extra_variables = self.method.extra_variables() if self.method is not None else []
+        extra_ids = {id(v) for v in self.extra_variables}
+        self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in extra_ids]
+        self.extra_optimizer = self.method.extra_optimizer() if self.extra_variables else None
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -67,15 +53,11 @@ class PruningTrainer(keras.Model):
             y_pred = self.classifier(x, training=True)
             loss = self.loss_fn(y, y_pred)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
-        variables = self.weight_variables + self.score_variables
-        gradients = tape.gradient(loss, variables)
-        if self.explorer is not None:
-            full_loss = loss
-            if self.eval_mode_full_loss:
-                full_loss = self.loss_fn(y, self.classifier(x, training=False))
-            self.explorer.probe(lambda: self.loss_fn(y, self.classifier(x, training=False)), full_loss)
+        gradients = tape.gradient(loss, self.weight_variables + self.extra_variables)
+        if self.method is not None:
+            self.method.train_step_hook(lambda: self.loss_fn(y, self.classifier(x, training=False)), loss)
         n_weights = len(self.weight_variables)
         self.optimizer.apply(gradients[:n_weights], self.weight_variables)
-        if self.scores_optimizer is not None:
-            self.scores_optimizer.apply(gradients[n_weights:], self.score_variables)
+        if self.extra_optimizer is not None:
+            self.extra_optimizer.apply(gradients[n_weights:], self.extra_variables)
         return self.compute_metrics(x, y, y_pred)

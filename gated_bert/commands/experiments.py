@@ -1,0 +1,74 @@
+"""`gated-bert experiments` (and run_experiments.sh): several methods side by side, compared."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gated_bert.experiments.plan import DEFAULT_METHODS, OUTPUT_MODES
+from gated_bert.options import experiment_options, experiment_values
+from gated_bert.pruning.methods import labels
+
+MODE_CHOICES = {"1": "bars", "2": "logs", "3": "both"}
+
+
+def _ask_mode(terminal: bool) -> str:
+    """On a terminal ask how to show the jobs; otherwise progress bars."""
+    if not terminal:
+        return "bars"
+    choice = click.prompt(
+        "Output mode: 1) progress bars  2) real-time logs  3) both",
+        type=click.Choice(list(MODE_CHOICES)),
+        default="1",
+    )
+    return MODE_CHOICES[choice]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@experiment_options
+@click.option(
+    "-p",
+    "--pruning-methods",
+    default=",".join(DEFAULT_METHODS),
+    show_default=True,
+    help="Comma-separated: " + ", ".join(labels()) + ".",
+)
+@click.option(
+    "-parallel", "--parallel", "parallel", is_flag=True, help="Run the methods in parallel processes."
+)
+@click.option(
+    "-max-parallel-jobs",
+    "--max-parallel-jobs",
+    "max_parallel_jobs",
+    type=int,
+    default=None,
+    show_default="all methods",
+    help="At most this many jobs at once (with -parallel).",
+)
+@click.option(
+    "--output-mode",
+    type=click.Choice(list(OUTPUT_MODES)),
+    default=None,
+    show_default="ask on a terminal, else bars",
+    help="Live view of the jobs.",
+)
+def experiments(pruning_methods, parallel, max_parallel_jobs, output_mode, **values):
+    """Run several pruning methods with shared settings and compare them."""
+    from gated_bert.experiments.plan import describe, make_plan
+
+    plan = make_plan(experiment_values(values), pruning_methods, parallel, max_parallel_jobs, output_mode)
+    for line in describe(plan):
+        click.echo(line)
+    terminal = sys.stdout.isatty() and sys.stdin.isatty()
+    mode = plan.output_mode or _ask_mode(terminal)
+    from gated_bert.experiments import runner
+
+    result = runner.run_experiments(plan, mode, terminal)
+    if result.table is not None:
+        click.echo(result.table.to_string(index=False))
+        click.echo(f"comparison plot: {result.comparison_plot}; table: {result.comparison_table}")
+    click.echo(f"parent MLflow run {result.parent_run_id}; wall time {result.wall_seconds:.1f} s")
+    if result.failed:
+        click.echo(f"Error: job(s) failed: {', '.join(result.failed)}", err=True)
+        sys.exit(1)

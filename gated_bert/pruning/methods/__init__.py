@@ -1,0 +1,82 @@
+"""The registry of pruning methods: one explicit dict, one file per method.
+
+Adding a method is one new file in this folder (a `PruningMethod` subclass)
+plus one line in `METHODS`. Everything that depends on the method (config
+validation, CLI choices, model building, trainer hooks, experiments) asks this
+registry; nothing else compares method names.
+"""
+
+from __future__ import annotations
+
+from gated_bert.pruning.methods.base import PRUNED, PruningMethod
+from gated_bert.pruning.methods.magnitude import Magnitude
+from gated_bert.pruning.methods.movement import Movement
+from gated_bert.pruning.methods.random import RandomControl
+from gated_bert.pruning.methods.spt import Spt
+
+METHODS: dict[str, type[PruningMethod]] = {
+    "magnitude": Magnitude,
+    "movement": Movement,
+    "spt": Spt,
+    "random": RandomControl,
+}
+BASELINE = "none"  # no pruning: masks stay all ones
+BASELINE_LABEL = "baseline"  # how results paths, tags and experiments name the baseline
+
+
+def method_names() -> tuple[str, ...]:
+    """Every valid `pruning_method` value, the baseline first."""
+    return (BASELINE, *METHODS)
+
+
+def is_baseline(name: str) -> bool:
+    return name == BASELINE
+
+
+def get_method(name: str) -> type[PruningMethod]:
+    """The class registered under `name`; unknown names raise ValueError listing the valid ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown pruning method {name!r}; choose one of: {', '.join(method_names())}"
+        ) from None
+
+
+def needs_scores(name: str) -> bool:
+    """Whether the model must be built with trainable scores for method `name`."""
+    return not is_baseline(name) and get_method(name).needs_scores
+
+
+def label(name: str) -> str:
+    """Name used in results paths, tags and experiment lists: 'baseline' for no pruning."""
+    return BASELINE_LABEL if is_baseline(name) else name
+
+
+def from_label(text: str) -> str:
+    """Inverse of `label`: 'baseline' -> 'none'; unknown labels raise ValueError."""
+    if text == BASELINE_LABEL:
+        return BASELINE
+    get_method(text)
+    return text
+
+
+def labels() -> tuple[str, ...]:
+    """Every valid label (experiments' `-p` values)."""
+    return (BASELINE_LABEL, *METHODS)
+
+
+__all__ = [
+    "BASELINE",
+    "BASELINE_LABEL",
+    "METHODS",
+    "PRUNED",
+    "PruningMethod",
+    "from_label",
+    "get_method",
+    "is_baseline",
+    "label",
+    "labels",
+    "method_names",
+    "needs_scores",
+]

@@ -1,0 +1,94 @@
+"""`PruningMethod`: the small interface every pruning method implements.
+
+A method is a scoring rule plus what it needs around it: whether the model
+must carry trainable scores, its default schedule and scope, an optional hook
+inside the compiled train step, whether pruned weights are zeroed in the
+kernel, and the state it would need to resume. The `Pruner` turns importances
+into masks (top-k lives in `pruning/masks.py`); the `PruningCallback` decides
+when. A method knows nothing of Keras training loops.
+
+Module-level imports stay numpy-only so that the registry (and through it the
+config) can be imported without TensorFlow; methods that build TF state
+import it where they use it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gated_bert.config import GatedBertConfig
+    from gated_bert.model import PrunableKernel
+
+PRUNED = -1.0  # importance of an already pruned weight: below any |w| >= 0
+
+
+class PruningMethod:
+    """Base class: one subclass per file in `gated_bert/pruning/methods/`.
+
+    Class attributes:
+        name: the registry key and the `--pruning-method` value.
+        needs_scores: the model's gated kernels must carry trainable scores.
+        zeroes_pruned: pruned weights are written as exact zeros into the kernel.
+        default_scope: "per_layer" or "global" (used when pruning_scope is auto).
+        updates_by_step: with a linear/cubic schedule, masks update every
+            `movement_pruning_frequency_steps` optimizer steps instead of per epoch.
+
+    Args:
+        config: the run's configuration.
+        kernels: the model's prunable kernels, in `prunable_kernels` order.
+    """
+
+    name: ClassVar[str] = ""
+    needs_scores: ClassVar[bool] = False
+    zeroes_pruned: ClassVar[bool] = True
+    default_scope: ClassVar[str] = "per_layer"
+    updates_by_step: ClassVar[bool] = False
+
+    def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
+        self.config = config
+        self.kernels = kernels
+
+    @classmethod
+    def default_schedule(cls, config: GatedBertConfig) -> str:
+        """Schedule kind used when sparsity_schedule is auto and no step list is given."""
+        return "linear"
+
+    # -------------------------------------------------------------- the rule
+    def score(self, kernel: PrunableKernel) -> np.ndarray:
+        """Importance of every weight of one kernel (higher = keep)."""
+        raise NotImplementedError(f"{type(self).__name__} must define score() or importances()")
+
+    def importances(self, scope: str) -> list[np.ndarray]:
+        """One importance array per kernel, comparable across kernels when scope is global."""
+        return [self.score(kernel) for kernel in self.kernels]
+
+    # ------------------------------------------------------- training hooks
+    def extra_variables(self) -> list:
+        """Trainable variables that the method trains with its own optimizer (not weights)."""
+        return []
+
+    def extra_optimizer(self):
+        """The optimizer of `extra_variables`, or None."""
+        return None
+
+    def train_step_hook(self, inference_loss, training_loss) -> None:
+        """Runs inside the compiled train step after the gradients, before they are applied.
+
+        Args:
+            inference_loss: callable giving the batch loss with the current
+                masks, without dropout.
+            training_loss: the batch loss of the training forward pass.
+        """
+
+    def on_epoch_begin(self, epoch: int, in_window: bool) -> None:
+        """Called before each (1-based) epoch; `in_window` tells if it is a pruning epoch."""
+
+    def on_train_end(self) -> None:
+        """Called once after the last epoch."""
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must hold to continue this method exactly (name -> variable/array)."""
+        return {}

@@ -1,0 +1,23 @@
+"""Magnitude pruning: keep the largest |w| (Han et al. 2015; Zhu & Gupta 2017).
+
+Already pruned weights score `PRUNED`, so they stay pruned; pruned weights are
+zeroed in the kernel. Default schedule linear, scope per layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gated_bert.pruning.methods.base import PRUNED, PruningMethod
+
+
+def magnitude_importance(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """|w| for active weights; pruned weights stay pruned."""
+    return np.where(mask > 0, np.abs(kernel), PRUNED)
+
+
+class Magnitude(PruningMethod):
+    name = "magnitude"
+
+    def score(self, kernel) -> np.ndarray:
+        return magnitude_importance(kernel.layer.kernel.numpy(), kernel.layer.mask.numpy())

@@ -1,0 +1,58 @@
+"""Movement pruning (Sanh, Wolf & Rush 2020, "Movement Pruning", hard variant).
+
+Every gated kernel carries trainable scores S (the model is built with
+`with_scores=True`), trained by their own Adam optimizer at
+`movement_scores_learning_rate`; the forward pass uses the latest 0/1 mask
+through the straight-through estimator, so dL/dS = W * dL/dW'. Importance is S
+itself: a pruned weight comes back if its score rises. Pruned weights are not
+zeroed (they may return). Default schedule: `movement_schedule` by optimizer
+step, every `movement_pruning_frequency_steps` steps; scope per layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gated_bert.pruning.methods.base import PruningMethod
+
+
+def movement_importance(scores: np.ndarray) -> np.ndarray:
+    """Movement scores S; a pruned weight returns if S rises."""
+    return np.asarray(scores)
+
+
+class Movement(PruningMethod):
+    name = "movement"
+    needs_scores = True
+    zeroes_pruned = False
+    updates_by_step = True
+
+    def __init__(self, config, kernels):
+        super().__init__(config, kernels)
+        missing = [k.name for k in kernels if k.layer.scores is None]
+        if missing:
+            raise ValueError(
+                f"movement pruning needs a model built with with_scores=True; {missing[0]} has no scores"
+            )
+        self._optimizer = None
+
+    @classmethod
+    def default_schedule(cls, config) -> str:
+        return config.movement_schedule
+
+    def score(self, kernel) -> np.ndarray:
+        return movement_importance(kernel.layer.scores.numpy())
+
+    def extra_variables(self) -> list:
+        return [kernel.layer.scores for kernel in self.kernels]
+
+    def extra_optimizer(self):
+        if self._optimizer is None:
+            import keras
+
+            self._optimizer = keras.optimizers.Adam(self.config.movement_scores_learning_rate)
+            self._optimizer.build(self.extra_variables())
+        return self._optimizer
+
+    def state(self) -> dict:
+        return {} if self._optimizer is None else {"scores_optimizer": list(self._optimizer.variables)}

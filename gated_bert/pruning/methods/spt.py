@@ -1,0 +1,208 @@
+"""SPT: sparse training by exploration with rewards.
+
+During the pruning window, every train step probes: for every gated kernel
+it draws E, ceil(epsilon * active) random active weights, masks them for one
+extra forward pass (without dropout), and credits each weight in E with
+r = L_probe - L_full through an exponential moving average (factor alpha).
+The probe runs inside the compiled train step as TF ops (never as Python side
+effects, which a compiled step would drop), after the gradients are taken and
+before they are applied, so L_full and L_probe see the same weights.
+
+At a mask update, weights are closed in this order (see `sort_keys`):
+already pruned, then probed with reward_ema <= 0 (removing them did not raise
+the loss), then never probed by |w|, then probed with reward_ema > 0. Pruned
+weights are zeroed. Default schedule: the step list; scope global.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gated_bert.pruning.masks import split_like
+from gated_bert.pruning.methods.base import PruningMethod
+
+# Tiers, lowest closed first.
+TIER_PRUNED, TIER_HARMLESS, TIER_UNPROBED, TIER_USEFUL = 0, 1, 2, 3
+
+
+def reward_update(ema, visits, probe, reward, alpha: float):
+    """New reward EMA: r on a first visit, (1 - alpha) * ema + alpha * r after."""
+    import tensorflow as tf
+
+    updated = tf.where(visits > 0, (1.0 - alpha) * ema + alpha * reward, reward)
+    return tf.where(probe > 0, updated, ema)
+
+
+def sort_keys(
+    kernel: np.ndarray, mask: np.ndarray, reward_ema: np.ndarray, visits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tier, value, tie-break) keys; weights sort ascending = closed first.
+
+    - tier 0: already pruned (stay pruned);
+    - tier 1: probed with reward_ema <= 0, ordered by reward_ema, then |w|;
+    - tier 2: never probed, ordered by |w|;
+    - tier 3: probed with reward_ema > 0, ordered by reward_ema, then |w|.
+    """
+    magnitude_ = np.abs(kernel).reshape(-1).astype(np.float64)
+    ema = np.asarray(reward_ema, dtype=np.float64).reshape(-1)
+    probed = np.asarray(visits).reshape(-1) > 0
+    active = np.asarray(mask).reshape(-1) > 0
+    tier = np.where(probed, np.where(ema <= 0, TIER_HARMLESS, TIER_USEFUL), TIER_UNPROBED)
+    tier = np.where(active, tier, TIER_PRUNED)
+    value = np.where(probed, ema, magnitude_)
+    return tier, value, magnitude_
+
+
+def rank_importance(keys: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Rank (0 = least important) from lexicographic (tier, value, |w|) keys."""
+    tier, value, tie = keys
+    order = np.lexsort((tie, value, tier))
+    rank = np.empty(order.size, dtype=np.float64)
+    rank[order] = np.arange(order.size, dtype=np.float64)
+    return rank
+
+
+class SptExplorer:
+    """Per-kernel reward EMA and visit counts, and the probing step (TF variables).
+
+    Args:
+        kernels: the model's PrunableKernel list.
+        epsilon: fraction of each kernel's active weights probed per step.
+        alpha: reward EMA factor.
+        per_layer: probe one role per step, cycling through the kernels' roles
+            in order of first appearance (the six PRUNABLE_ROLES for a model).
+        seed: seed of the explorer's random generator.
+    """
+
+    def __init__(self, kernels, epsilon: float, alpha: float, per_layer: bool, seed: int):
+        import keras
+        import tensorflow as tf
+
+        self.kernels = kernels
+        self.epsilon = float(epsilon)
+        self.alpha = float(alpha)
+        self.per_layer = per_layer
+        self.roles = tuple(dict.fromkeys(k.role for k in kernels))
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.reward_ema = [
+            tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"spt_ema_{i}")
+            for i, k in enumerate(kernels)
+        ]
+        self.visits = [
+            tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"spt_visits_{i}")
+            for i, k in enumerate(kernels)
+        ]
+        self.exploring = tf.Variable(False, trainable=False, name="spt_exploring")
+        self.probe_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="spt_probe_count")
+
+    def select(self, mask):
+        """A 0/1 tensor marking ceil(epsilon * active) random active weights of `mask`."""
+        import keras
+        import tensorflow as tf
+
+        flat = tf.reshape(tf.convert_to_tensor(mask), [-1])
+        n_active = tf.reduce_sum(flat)
+        k = tf.cast(tf.math.ceil(self.epsilon * n_active), tf.int32)
+        noise = keras.random.uniform(tf.shape(flat), seed=self.seed_generator)
+        noise = tf.where(flat > 0, noise, -1.0)
+        _, index = tf.math.top_k(noise, k)
+        chosen = tf.scatter_nd(index[:, None], tf.ones_like(index, dtype=flat.dtype), tf.shape(flat))
+        return tf.reshape(chosen, tf.shape(mask))
+
+    def _probes(self):
+        import tensorflow as tf
+
+        if not self.per_layer:
+            return [self.select(kernel.layer.mask) for kernel in self.kernels]
+        role = self.probe_count % len(self.roles)
+        probes = []
+        for kernel in self.kernels:
+            mask = kernel.layer.mask
+            this_role = tf.constant(self.roles.index(kernel.role), tf.int64)
+            probes.append(
+                tf.cond(
+                    tf.equal(role, this_role),
+                    lambda m=mask: self.select(m),
+                    lambda m=mask: tf.zeros_like(m),
+                )
+            )
+        return probes
+
+    def probe(self, loss_of_masked_model, full_loss):
+        """One exploration step (TF ops): returns the reward, 0 outside the window.
+
+        Args:
+            loss_of_masked_model: callable returning the batch loss with the
+                current masks (used after E has been masked out).
+            full_loss: the batch loss with the current masks, L_full.
+        """
+        import tensorflow as tf
+
+        def explore():
+            probes = self._probes()
+            for kernel, probe in zip(self.kernels, probes):
+                kernel.layer.mask.assign_sub(probe)  # E is a subset of the active weights
+            probe_loss = loss_of_masked_model()
+            for kernel, probe in zip(self.kernels, probes):
+                kernel.layer.mask.assign_add(probe)  # restore exactly
+            reward = tf.cast(probe_loss - full_loss, tf.float32)
+            for ema, visits, probe in zip(self.reward_ema, self.visits, probes):
+                ema.assign(reward_update(ema, visits, probe, reward, self.alpha))
+                visits.assign_add(probe)
+            self.probe_count.assign_add(1)
+            return reward
+
+        return tf.cond(self.exploring, explore, lambda: tf.constant(0.0))
+
+    def state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.reward_ema[index].numpy(), self.visits[index].numpy()
+
+
+class Spt(PruningMethod):
+    name = "spt"
+    default_scope = "global"
+
+    def __init__(self, config, kernels):
+        super().__init__(config, kernels)
+        self.explorer = SptExplorer(
+            kernels,
+            epsilon=config.effective_spt_epsilon,
+            alpha=config.spt_reward_alpha,
+            per_layer=config.spt_explore_per_layer,
+            seed=config.seed + 1,
+        )
+        # With dropout the training forward pass is noisy: L_full is recomputed without it.
+        self.full_loss_without_dropout = config.dropout_rate > 0
+
+    @classmethod
+    def default_schedule(cls, config) -> str:
+        return "steps"
+
+    def importances(self, scope: str) -> list[np.ndarray]:
+        keys = [
+            sort_keys(k.layer.kernel.numpy(), k.layer.mask.numpy(), *self.explorer.state(i))
+            for i, k in enumerate(self.kernels)
+        ]
+        if scope == "global":
+            joined = tuple(np.concatenate([key[j] for key in keys]) for j in range(3))
+            return split_like(rank_importance(joined), [k.layer.mask for k in self.kernels])
+        return [rank_importance(key).reshape(k.layer.mask.shape) for key, k in zip(keys, self.kernels)]
+
+    def train_step_hook(self, inference_loss, training_loss) -> None:
+        full_loss = inference_loss() if self.full_loss_without_dropout else training_loss
+        self.explorer.probe(inference_loss, full_loss)
+
+    def on_epoch_begin(self, epoch: int, in_window: bool) -> None:
+        self.explorer.exploring.assign(in_window)
+
+    def on_train_end(self) -> None:
+        self.explorer.exploring.assign(False)
+
+    def state(self) -> dict:
+        explorer = self.explorer
+        return {
+            "reward_ema": list(explorer.reward_ema),
+            "visits": list(explorer.visits),
+            "probe_count": explorer.probe_count,
+            "seed_generator": explorer.seed_generator.state,
+        }

@@ -1,0 +1,49 @@
+"""MLflow at one edge: the only package of gated-bert that imports mlflow.
+
+- `runs`: open/end runs with the right status, log params, metrics and files;
+- `children`: child runs of sweeps and experiments;
+- `models`: log a trained model as a pyfunc model;
+- `pyfunc`: the pyfunc wrapper (its prediction logic is `gated_bert.inference`);
+- `search`: read runs and metric histories back.
+"""
+
+from gated_bert.tracking.children import child_run_ids, child_runs, kill_running_children, tag_trial_run
+from gated_bert.tracking.models import MODEL_NAME, log_model
+from gated_bert.tracking.runs import (
+    absolute_tracking_uri,
+    log_artifacts,
+    log_config,
+    log_epoch,
+    log_folder,
+    log_metrics,
+    log_params,
+    set_tags,
+    sqlite_path,
+    start_run,
+    use_tracking_uri,
+)
+from gated_bert.tracking.search import RunInfo, experiment_run_ids, metric_history, run_info
+
+__all__ = [
+    "MODEL_NAME",
+    "RunInfo",
+    "absolute_tracking_uri",
+    "child_run_ids",
+    "child_runs",
+    "experiment_run_ids",
+    "kill_running_children",
+    "log_artifacts",
+    "log_config",
+    "log_epoch",
+    "log_folder",
+    "log_metrics",
+    "log_model",
+    "log_params",
+    "metric_history",
+    "run_info",
+    "set_tags",
+    "sqlite_path",
+    "start_run",
+    "tag_trial_run",
+    "use_tracking_uri",
+]

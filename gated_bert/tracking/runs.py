@@ -1,0 +1,189 @@
+"""MLflow runs: open and end them with the right status, log params, metrics and files.
+
+The tracking URI comes from MLFLOW_TRACKING_URI, else MLflow's own default
+(the embedded sqlite store `mlflow.db` in the working directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import threading
+from pathlib import Path
+
+import mlflow
+
+from gated_bert.config import GatedBertConfig
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+# -------------------------------------------------------------- tracking URI
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (None for any other URI)."""
+    return Path(uri[len(SQLITE_PREFIX) :]) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def absolute_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI (default: the current one) with a relative sqlite path made absolute.
+
+    Child processes that run in other folders need it.
+    """
+    uri = uri or mlflow.get_tracking_uri()
+    path = sqlite_path(uri)
+    if path is not None and not path.is_absolute():
+        return SQLITE_PREFIX + str(path.resolve())
+    return uri
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Point this process at `uri` (worker processes, at their entry point)."""
+    mlflow.set_tracking_uri(uri)
+
+
+# ---------------------------------------------------------------- run status
+@contextlib.contextmanager
+def _interrupt_watch():
+    """While a run is open, remember a SIGINT/SIGTERM that arrives, and restore the handlers after.
+
+    Libraries sometimes turn a KeyboardInterrupt raised inside them into their
+    own error; the event still lets the run end KILLED rather than FAILED. Only
+    signals that already raise KeyboardInterrupt (Python's default for SIGINT;
+    SIGTERM where the command line set it so) are watched; nothing else changes.
+    """
+    interrupted = threading.Event()
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(signum)
+            if current is signal.default_int_handler or getattr(current, "_run_watch", False):
+                previous[signum] = current
+                signal.signal(signum, _watching_handler(interrupted, current))
+    try:
+        yield interrupted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _watching_handler(interrupted: threading.Event, outer):
+    def handler(signum, frame):
+        interrupted.set()
+        outer(signum, frame)  # an enclosing run's watcher, or Python's KeyboardInterrupt
+
+    handler._run_watch = True
+    return handler
+
+
+@contextlib.contextmanager
+def start_run(
+    config: GatedBertConfig,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags=None,
+    parent_run_id: str | None = None,
+    experiment_id: str | None = None,
+    finished_on: tuple[type[BaseException], ...] = (),
+):
+    """An MLflow run that ends FINISHED, FAILED (error) or KILLED (Ctrl-C/SIGTERM).
+
+    Under `mlflow run` (MLFLOW_RUN_ID set) the run that MLflow created is used,
+    in the experiment given to `mlflow run` (--experiment-name). With
+    `parent_run_id` (another process's run) the run is created as its child in
+    `experiment_id`. Exceptions in `finished_on` (e.g. a pruned trial) end the
+    run FINISHED and propagate.
+    """
+    tags = dict(tags or {})
+    before = mlflow.active_run()
+    with _interrupt_watch() as interrupted:
+        try:
+            run = _open_run(config, run_name, nested, tags, parent_run_id, experiment_id)
+            yield run
+        except finished_on:
+            _end_own_run(before, "FINISHED")
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            _end_own_run(before, "KILLED")
+            raise
+        except BaseException:
+            _end_own_run(before, "KILLED" if interrupted.is_set() else "FAILED")
+            raise
+        else:
+            mlflow.end_run(status="FINISHED")
+
+
+def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+        active = mlflow.active_run()  # in-process parent (n_jobs=1 tests, notebooks)
+        return mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, tags=tags, nested=active is not None
+        )
+    if launched:
+        run = mlflow.start_run(tags=tags)
+        if run_name:
+            mlflow.set_tag("mlflow.runName", run_name)
+        return run
+    mlflow.set_experiment(config.effective_experiment_name)
+    return mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
+
+
+def _end_own_run(before, status: str) -> None:
+    """End the run this context started, even if it failed half-way through starting."""
+    current = mlflow.active_run()
+    if current is not None and (before is None or current.info.run_id != before.info.run_id):
+        mlflow.end_run(status=status)
+
+
+# ------------------------------------------------------------------- logging
+def log_params(params: dict) -> None:
+    mlflow.log_params({k: "" if v is None else v for k, v in params.items()})
+
+
+def log_config(config: GatedBertConfig) -> None:
+    """Log the resolved config as params.
+
+    Params that `mlflow run` already logged from -P keep their raw value; where
+    the resolved value differs (auto, capped, reformatted) it goes under
+    `resolved.<name>`, since MLflow params cannot change.
+    """
+    existing = mlflow.active_run().data.params
+    params = {}
+    for key, value in config.resolved_dict().items():
+        text = "" if value is None else json.dumps(value) if isinstance(value, list) else str(value)
+        if key not in existing:
+            params[key] = text
+        elif existing[key] != text:
+            params[f"resolved.{key}"] = text
+    mlflow.log_params(params)
+
+
+def log_epoch(row: dict[str, float]) -> None:
+    """One epoch's row as metrics at step = the 1-based epoch (non-finite values skipped)."""
+    metrics = {k: v for k, v in row.items() if k != "epoch" and math.isfinite(v)}
+    mlflow.log_metrics(metrics, step=int(row["epoch"]))
+
+
+def log_metrics(values: dict[str, float]) -> None:
+    """Run-level metrics (no step): final_* values, timings, counts; non-finite values skipped."""
+    mlflow.log_metrics({k: float(v) for k, v in values.items() if math.isfinite(v)})
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)
+
+
+def log_artifacts(directory: str, files: list[Path]) -> None:
+    """Log the files that exist under the run's artifact folder `directory`."""
+    for path in files:
+        if Path(path).exists():
+            mlflow.log_artifact(str(path), artifact_path=directory)
+
+
+def log_folder(folder: Path, directory: str) -> None:
+    """Log everything in `folder` under the run's artifact folder `directory`."""
+    mlflow.log_artifacts(str(folder), artifact_path=directory)

@@ -32,6 +32,32 @@ def glue_dir() -> Path:
     return path
 
 
+def _tree_status() -> str | None:
+    """`git status` of the checkout, ignored files included (None outside a git checkout)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return None
+    skip = (".venv/", ".pytest_cache/", ".ruff_cache/", "__pycache__/", ".egg-info/")
+    return "\n".join(line for line in done.stdout.splitlines() if not any(s in line for s in skip))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _working_tree_unchanged():
+    """Tests write only under their temporary folders: the checkout is the same after the suite."""
+    before = _tree_status()
+    yield
+    after = _tree_status()
+    if before is not None:
+        assert after == before, f"the test suite changed the working tree:\n{after}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, tmp_path, monkeypatch):
     # Every test runs in its own folder: relative outputs (results_*, mlflow.db, mlruns) land there,

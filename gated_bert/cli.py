@@ -18,6 +18,7 @@ import click
 
 from gated_bert.commands.compare import compare
 from gated_bert.commands.experiments import experiments
+from gated_bert.commands.runs import runs
 from gated_bert.commands.sweep import sweep
 from gated_bert.commands.train import train
 from gated_bert.errors import GatedBertError
@@ -29,7 +30,7 @@ def cli():
     """Train and prune gated BERT-style encoders on GLUE, tracked in MLflow."""
 
 
-for command in (train, sweep, experiments, compare):
+for command in (train, sweep, experiments, compare, runs):
     cli.add_command(command)
 
 

@@ -28,6 +28,7 @@ MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
     "base": (12, 768, 12, 3072),
     "large": (24, 1024, 16, 4096),
 }
+BERT_VOCAB_SIZE = 30522  # BERT's vocabulary: the cap of a trained tokenizer, and the presets' size
 # Exploration rate per preset, used when spt_epsilon is not given.
 SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "tiny": 0.01,
@@ -39,6 +40,8 @@ PRUNING_METHODS = methods.method_names()
 SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
+EMBEDDING_UPDATES = ("lazy", "dense")
+JIT_COMPILE = ("auto", "true", "false")
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     10,
     25,
@@ -89,7 +92,11 @@ class GatedBertConfig:
     d_model: int | None = _help("Hidden size (overrides the preset).", default=None)
     num_heads: int | None = _help("Attention heads (overrides the preset).", default=None)
     dff: int | None = _help("Feed-forward inner size (overrides the preset).", default=None)
-    vocab_size: int = _help("Embedding rows; the tokenizer has at most this many.", default=30522)
+    vocab_size: int | None = _help(
+        "Embedding rows (default: the tokenizer's own size; a trained tokenizer gets at most "
+        f"{BERT_VOCAB_SIZE} entries).",
+        default=None,
+    )
     max_len: int = _help("Maximum tokens per example (longer ones are truncated).", default=128)
     # Task and data
     task: str = _help("GLUE task: " + ", ".join(TASKS) + ".", default="sst2")
@@ -111,6 +118,16 @@ class GatedBertConfig:
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
     dropout_rate: float = _help("Dropout in embeddings, attention and FFN.", default=0.0)
     seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
+    embedding_updates: str = _help(
+        "lazy: AdamW updates only the token-embedding rows a batch touches (docs/training.md); "
+        "dense: every row at every step.",
+        default="lazy",
+    )
+    jit_compile: str = _help(
+        "XLA-compile the train step: auto (only with a GPU; on CPU it measured slower), true or false. "
+        "With XLA, batch widths are rounded up to multiples of 8 to bound the compiled shapes.",
+        default="auto",
+    )
     # Pruning
     enable_pruning: bool = _help("False is the baseline (same as pruning_method=none).", default=True)
     pruning_method: str = _help(
@@ -172,6 +189,8 @@ class GatedBertConfig:
         _choice("sparsity_schedule", self.sparsity_schedule, SPARSITY_SCHEDULES)
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
+        _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
+        _choice("jit_compile", self.jit_compile, JIT_COMPILE)
         # The two spellings of the baseline mean the same thing.
         if methods.is_baseline(self.pruning_method) or not self.enable_pruning:
             self._set("pruning_method", methods.BASELINE)
@@ -180,7 +199,8 @@ class GatedBertConfig:
     def _check_numbers(self) -> None:
         for name in ("num_layers", "d_model", "num_heads", "dff"):
             _positive_int(name, getattr(self, name), optional=True)
-        for name in ("vocab_size", "max_len", "epochs", "batch_size"):
+        _positive_int("vocab_size", self.vocab_size, optional=True)
+        for name in ("max_len", "epochs", "batch_size"):
             _positive_int(name, getattr(self, name))
         if self.max_len < 4:
             raise ConfigError(f"max_len must be at least 4, got {self.max_len}")
@@ -227,13 +247,14 @@ class GatedBertConfig:
 
     # ----------------------------------------------------------- resolved values
     def architecture(self) -> Architecture:
+        """The encoder's shape; vocab_size auto counts BERT's 30522 rows until a tokenizer fixes it."""
         layers, d_model, heads, dff = MODEL_PRESETS[self.model_size]
         return Architecture(
             num_layers=self.num_layers or layers,
             d_model=self.d_model or d_model,
             num_heads=self.num_heads or heads,
             dff=self.dff or dff,
-            vocab_size=self.vocab_size,
+            vocab_size=self.vocab_size or BERT_VOCAB_SIZE,
             max_len=self.max_len,
         )
 

@@ -15,6 +15,7 @@ LEARNING_RATE = "learning_rate"
 EPOCH_SECONDS = "epoch_seconds"
 EXAMPLES_PER_SECOND = "examples_per_second"
 FIT_SECONDS = "fit_seconds"
+TRAIN_PADDING_SHARE = "train_padding_share"  # padding positions / all positions of the training batches
 EVAL_PREFIX = "eval_"
 FINAL_PREFIX = "final_"
 # Keras' own names for training metrics, and what the results use instead.

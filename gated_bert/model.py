@@ -88,6 +88,11 @@ def prunable_kernels(model: keras.Model) -> list[PrunableKernel]:
     return out
 
 
+def sparse_row_variables(model: keras.Model) -> list:
+    """Tables whose rows a batch touches sparsely (the token embedding): updated lazily."""
+    return [model.get_layer("embeddings").token.embeddings]
+
+
 def _is_gate(variable) -> bool:
     return variable.path.endswith("/mask") or variable.path.endswith("/scores")
 

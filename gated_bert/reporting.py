@@ -11,6 +11,7 @@ import pandas as pd
 
 from gated_bert import metric_names as names
 from gated_bert.config import GatedBertConfig
+from gated_bert.errors import DataError
 from gated_bert.layers.encoder_block import PRUNABLE_ROLES
 from gated_bert.plots import Line, dual_axis_plot, heatmap
 
@@ -37,9 +38,27 @@ class RunPaths:
             method=method,
         )
 
+    def to_json(self) -> str:
+        """The paths, absolute, as JSON (a resumed run writes to the same place from any folder)."""
+        data = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunPaths:
+        data = json.loads(text)
+        for key in ("results_dir", "checkpoints_dir", "logs_dir"):
+            data[key] = Path(data[key])
+        return cls(**data)
+
     def make_dirs(self) -> None:
+        """Create the results and log folders; one that cannot be created raises DataError."""
         for directory in (self.results_dir, self.logs_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DataError(
+                    f"cannot create {str(directory)!r} ({err.strerror}); pass a writable --output-root"
+                ) from None
 
     def result_files(self) -> list[Path]:
         """The files a run writes into its results folder, besides the model."""
@@ -105,7 +124,7 @@ class SavedModel:
 def save_model(classifier, tokenizer, config: GatedBertConfig, paths: RunPaths) -> SavedModel:
     """model.keras (masks are weights: saved with it), tokenizer.json and config.json."""
     model_dir = paths.results_dir / f"model_{config.method_name}_{paths.timestamp}"
-    model_dir.mkdir()
+    model_dir.mkdir(exist_ok=True)  # a resumed run may have got this far before
     saved = SavedModel(model_dir / "model.keras", model_dir / "tokenizer.json", model_dir / "config.json")
     classifier.save(saved.model)
     tokenizer.save(str(saved.tokenizer))

@@ -65,6 +65,20 @@ def _versions() -> dict[str, str]:
     return out
 
 
+RUN_CONFIG = "run_config.json"  # the config a run started with (artifact), for --resume
+PATHS_TAG = "gated_bert.paths"  # where the run writes (tag, JSON), for --resume
+RESUMED_TAG = "resumed_from_epoch"
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """An interrupted run to continue: its MLflow run, its paths, its newest checkpoint (or None)."""
+
+    run_id: str
+    paths: object  # reporting.RunPaths
+    checkpoint: Path | None
+
+
 def train(
     config: GatedBertConfig,
     run_name: str | None = None,
@@ -75,6 +89,7 @@ def train(
     experiment_id: str | None = None,
     finished_on: tuple = (),
     progress_file: Path | None = None,
+    resume: Resumption | None = None,
 ) -> RunResult:
     """Train, evaluate each epoch, write results and log everything to MLflow.
 
@@ -91,36 +106,67 @@ def train(
         experiment_id: the parent's experiment.
         finished_on: exceptions that end the run FINISHED (a pruned trial).
         progress_file: live progress JSON for a parent process (experiments).
+        resume: continue this interrupted run (see `gated_bert.resume`).
     """
     from gated_bert import reporting, tracking
     from gated_bert.data.glue import load_task
-    from gated_bert.training.fit import fit, prepare_data
+    from gated_bert.training.fit import fit, prepare_data, with_tokenizer_vocab
 
     started = time.time()
     prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
+    config = with_tokenizer_vocab(config, prepared)  # what is logged is what is built
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
-    paths = reporting.RunPaths.for_config(config, datetime.now().strftime("%Y%m%d_%H%M%S_%f"))
+    paths = resume.paths if resume else reporting.RunPaths.for_config(config, _timestamp())
     paths.make_dirs()
     run_name = run_name or f"{config.method_name}_{config.task}"
     all_tags = _run_tags(config, tags)
+    opened = (config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on)
     with (
         run_log_file(paths.log_file, config.verbose),
-        tracking.start_run(
-            config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on
-        ) as run,
+        tracking.start_run(*opened, resume_run_id=resume.run_id if resume else None) as run,
     ):
-        tracking.log_config(config)
-        log.info("MLflow run %s; config %s", run.info.run_id, config.to_json().replace("\n", ""))
+        _record_start(config, paths, resume)
         fit_started = time.time()
-        result = fit(config, prepared, _epoch_end(on_epoch_end), paths.checkpoints_dir, progress_file)
+        hook, resume_from = _epoch_end(on_epoch_end), (resume.checkpoint if resume else None)
+        result = fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from)
         timings["fit_seconds"] = time.time() - fit_started
         final = reporting.final_metrics(result.rows[-1])
         metadata = _metadata(config, prepared, timings, final, run.info.run_id)
+        metadata[names.TRAIN_PADDING_SHARE] = result.padding_share
         files = reporting.write_results(result.rows, result.classifier, prepared, config, paths, metadata)
-        _log_results(config, paths, files, final, timings, run.info.run_id)
+        figures = {**final, **timings, names.TRAIN_PADDING_SHARE: result.padding_share}
+        _log_results(config, paths, files, figures)
         log.info("finished: %s; results in %s", final, paths.results_dir)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+
+
+def _record_start(config: GatedBertConfig, paths, resume: Resumption | None) -> None:
+    """What a run records when it starts: config, paths, process; or, resumed, where it resumed."""
+    import os
+    import socket
+
+    from gated_bert import tracking
+    from gated_bert.training import checkpoint
+
+    process = {"gated_bert.pid": str(os.getpid()), "gated_bert.host": socket.gethostname()}
+    if resume is None:
+        tracking.log_config(config)
+        tracking.log_text(config.to_json(), RUN_CONFIG)
+        tracking.set_tags({PATHS_TAG: paths.to_json(), **process})
+        log.info("MLflow run started; config %s", config.to_json().replace("\n", ""))
+        return
+    done = checkpoint.read_state(resume.checkpoint) if resume.checkpoint else None
+    tracking.set_tags({RESUMED_TAG: str(done.epoch if done else 0), **process})
+    logged = set(tracking.metric_history(resume.run_id, names.TRAIN_LOSS))
+    for row in done.rows if done else []:
+        if int(row[names.EPOCH]) not in logged:  # committed to the checkpoint, killed before logging
+            tracking.log_epoch(row)
+    log.info("resuming run %s after epoch %d", resume.run_id, done.epoch if done else 0)
 
 
 def _run_tags(config: GatedBertConfig, tags: dict[str, str] | None) -> dict[str, str]:
@@ -172,11 +218,11 @@ def _metadata(config, prepared, timings: dict[str, float], final: dict[str, floa
     }
 
 
-def _log_results(config, paths, files, final: dict, timings: dict, run_id: str) -> None:
+def _log_results(config, paths, files, figures: dict[str, float]) -> None:
     """Everything a finished run logs once: final metrics, results files, the model, the log."""
     from gated_bert import tracking
 
-    tracking.log_metrics({**final, names.FIT_SECONDS: timings["fit_seconds"]})
+    tracking.log_metrics(figures)
     tracking.log_artifacts("results", [*paths.result_files(), files.config])
     tracking.log_artifacts("tokenizer", [files.tokenizer])
     tracking.log_model(files.model, files.tokenizer, files.config, config)

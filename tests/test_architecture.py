@@ -171,7 +171,7 @@ def test_mlproject_cli_and_config_agree():
     assert project["main"] == project["train"]
     assert list(project["sweep"]["parameters"]) == settings_fields + config_fields
     train_options = {p.name: p for p in cli.commands["train"].params if not p.hidden}
-    assert sorted(train_options) == sorted(config_fields)
+    assert sorted(train_options) == sorted([*config_fields, "resume"])
     sweep_options = {p.name for p in cli.commands["sweep"].params}
     assert sweep_options == set(config_fields) | set(settings_fields)
     defaults = GatedBertConfig()

@@ -210,3 +210,68 @@ def test_cli_options_parse_to_config(monkeypatch):
     assert config.pruning_end_epoch == 10  # capped from the default 23
     monkeypatch.setenv("BENCHMARK_EPOCHS", "3")
     assert _parsed_config(["--epochs", "10"], monkeypatch).epochs == 3  # the environment wins
+
+
+@pytest.mark.parametrize("which", ["train.tsv", "dev.tsv"])
+def test_empty_split_is_one_line_exit_2_before_any_output(which, tmp_path, capsys, monkeypatch):
+    glue = write_sst2(tmp_path / "glue")
+    (glue / "SST-2" / which).write_text("sentence\tlabel\n")  # the header only
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    out = tmp_path / "out"
+    code, err = _run_main(
+        ["train", "--data-dir", str(glue), "--output-root", str(out), "--epochs", "1"], capsys
+    )
+    split = "train" if which == "train.tsv" else "dev"
+    assert code == 2 and err.count("\n") == 0
+    assert f"{glue / 'SST-2' / which}: the {split} split has no examples" in err
+    assert not out.exists() and not (tmp_path / "m.db").exists()
+
+
+def test_output_root_that_cannot_be_created(tmp_path, capsys, monkeypatch):
+    glue = write_sst2(tmp_path / "glue")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    code, err = _run_main(["train", "--data-dir", str(glue), "--output-root", str(blocker / "out")], capsys)
+    assert code == 2 and err.startswith("Error: cannot create") and "pass a writable --output-root" in err
+    assert err.count("\n") == 0 and not (tmp_path / "m.db").exists()
+
+
+def test_storage_without_driver_or_server_names_the_url_without_password(tmp_path, capsys, monkeypatch):
+    glue = write_sst2(tmp_path / "glue")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    url = "postgresql://gb:s3cret@127.0.0.1:1/optuna"  # no driver here, or (with the extra) no server
+    code, err = _run_main(["sweep", "--storage", url, "--data-dir", str(glue), "--epochs", "2"], capsys)
+    err = [line for line in err.splitlines() if line.startswith("Error")]
+    assert code == 2 and len(err) == 1
+    assert "--storage postgresql://gb:***@127.0.0.1:1/optuna" in err[0] and "s3cret" not in err[0]
+
+
+def test_stale_runs_are_listed_and_marked_killed(tmp_path, capsys, monkeypatch):
+    import subprocess as sp
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    gone = sp.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer exists
+    import socket
+
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("stale")
+    dead = client.create_run(
+        experiment, tags={"gated_bert.pid": str(gone.pid), "gated_bert.host": socket.gethostname()}
+    )
+    alive = client.create_run(
+        experiment, tags={"gated_bert.pid": str(os.getpid()), "gated_bert.host": socket.gethostname()}
+    )
+    main(["runs", "--stale"])
+    out = capsys.readouterr().out
+    assert dead.info.run_id in out and alive.info.run_id not in out and "1 stale run(s)" in out
+    assert client.get_run(dead.info.run_id).info.status == "RUNNING"
+    main(["runs", "--stale", "--mark-killed"])
+    assert f"{dead.info.run_id}" in capsys.readouterr().out
+    assert client.get_run(dead.info.run_id).info.status == "KILLED"
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"

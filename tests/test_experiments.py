@@ -256,8 +256,10 @@ def test_failing_job_is_reported_others_complete(glue_dir, tmp_path):
     (tmp_path / "out" / "results_magnitude_sst2").write_text("a file where the results folder should be")
     done = _experiments(tmp_path, glue_dir)
     assert done.returncode == 1
-    assert "[JOB 2] magnitude: FAILED with exit code 1" in done.stdout
-    assert "    | " in done.stdout and "FileExistsError" in done.stdout  # the tail of its log
+    assert "[JOB 2] magnitude: FAILED with exit code 2" in done.stdout  # bad output folder: exit 2
+    assert (
+        "    | Error: cannot create" in done.stdout and "(File exists)" in done.stdout
+    )  # the tail of its log
     assert "[JOB 1] baseline: finished" in done.stdout
     assert "Error: job(s) failed: magnitude" in done.stderr
     assert (tmp_path / "out" / "results_baseline_sst2").is_dir()

@@ -5,6 +5,7 @@ import pytest
 
 from gated_bert.model import prunable_kernels
 from gated_bert.pruning.methods import get_method
+from gated_bert.training import fit as fit_module
 from gated_bert.training.callbacks import NanGuard, TrainingDivergedError
 from gated_bert.training.fit import fit, prepare_data
 from tests.conftest import micro_config
@@ -94,3 +95,93 @@ def test_nan_loss_stops_with_clear_message():
     ):
         NanGuard().on_train_batch_end(2, {"loss": float("nan")})
     NanGuard().on_train_batch_end(2, {"loss": 0.5})
+
+
+def _lazy_step(table, opt, indices, values):
+    import tensorflow as tf
+
+    from gated_bert.training.lazy_adamw import LazyAdamW
+
+    lazy = LazyAdamW(opt, table)
+    lazy.apply(
+        tf.IndexedSlices(tf.constant(values, tf.float32), tf.constant(indices), tf.constant(table.shape))
+    )
+    return lazy
+
+
+def test_lazy_adamw_is_adamw_on_the_touched_rows_only():
+    """A hand-computed AdamW step (Keras' formulas) on rows 1 and 3; every other row stays exactly."""
+    import keras
+    import tensorflow as tf
+
+    start = np.arange(12, dtype=np.float32).reshape(6, 2) / 10
+    table = tf.Variable(start)
+    lr, wd, b1, b2, eps = 0.1, 0.01, 0.9, 0.999, 1e-7
+    opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd, beta_1=b1, beta_2=b2, epsilon=eps)
+    values = np.array([[1.0, -2.0], [0.5, 0.5], [3.0, 1.0]], np.float32)
+    lazy = _lazy_step(table, opt, [1, 3, 1], values)  # row 1 twice: its gradients add up
+
+    grad = {1: values[0] + values[2], 3: values[1]}
+    expected = start.copy()
+    alpha = lr * np.sqrt(1 - b2) / (1 - b1)  # step 1
+    for row, g in grad.items():
+        w = start[row] - start[row] * wd * lr
+        m, v = g * (1 - b1), g**2 * (1 - b2)
+        expected[row] = w - m * alpha / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(lazy.m.numpy()[row], m, rtol=1e-6)
+        np.testing.assert_allclose(lazy.v.numpy()[row], v, rtol=1e-6)
+    np.testing.assert_allclose(table.numpy(), expected, rtol=2e-5)  # float32 vs this float64 reference
+    untouched = [0, 2, 4, 5]
+    np.testing.assert_array_equal(table.numpy()[untouched], start[untouched])  # no decay, no momentum
+    np.testing.assert_array_equal(lazy.m.numpy()[untouched], 0.0)
+
+
+def test_lazy_adamw_equals_dense_adamw_when_every_row_is_touched():
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(5, 3)).astype(np.float32)
+    lazy_table, dense_table = tf.Variable(start), keras.Variable(start)
+    lazy_opt = keras.optimizers.AdamW(learning_rate=0.05, weight_decay=0.01)
+    dense_opt = keras.optimizers.AdamW(learning_rate=0.05, weight_decay=0.01)
+    dense_opt.build([dense_table])
+    from gated_bert.training.lazy_adamw import LazyAdamW
+
+    lazy = LazyAdamW(lazy_opt, lazy_table)
+    for _ in range(3):
+        grad = rng.normal(size=(5, 3)).astype(np.float32)
+        lazy.apply(tf.IndexedSlices(tf.constant(grad), tf.range(5), tf.constant([5, 3])))
+        lazy_opt.iterations.assign_add(1)  # the main optimizer advances the shared step count
+        dense_opt.apply([tf.constant(grad)], [dense_table])
+    np.testing.assert_allclose(lazy_table.numpy(), dense_table.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
+    """One epoch: rows no batch touched keep their initial values with lazy updates only."""
+    import keras
+
+    from gated_bert.model import sparse_row_variables
+
+    results = {}
+    for mode in ("lazy", "dense"):
+        config = micro_config(data_dir=str(sst2_dir), epochs=1, embedding_updates=mode)
+        prepared = prepare_data(config)
+        keras.utils.set_random_seed(config.seed)
+        initial = sparse_row_variables(
+            fit_module.build_classifier(fit_module.with_tokenizer_vocab(config, prepared), prepared.task)
+        )[0].numpy()
+        result = fit(config, prepared)
+        results[mode] = (initial, sparse_row_variables(result.classifier)[0].numpy(), result)
+    train_ids = prepare_data(micro_config(data_dir=str(sst2_dir))).train.token_ids
+    used = np.unique(np.concatenate([*train_ids, [0]]))  # [PAD] (0) is in every padded batch
+    initial, lazy_table, lazy_result = results["lazy"]
+    unused = np.setdiff1d(np.arange(lazy_table.shape[0]), used)
+    np.testing.assert_array_equal(lazy_table[unused], initial[unused])
+    dense_initial, dense_table, dense_result = results["dense"]
+    np.testing.assert_array_equal(initial, dense_initial)  # same seed, same start
+    assert not np.allclose(dense_table[unused], initial[unused])  # dense AdamW decays and moves every row
+    assert not np.array_equal(lazy_table[used], initial[used])
+    assert lazy_result.rows[-1]["eval_accuracy"] == pytest.approx(
+        dense_result.rows[-1]["eval_accuracy"], abs=0.1
+    )

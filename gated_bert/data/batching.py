@@ -67,8 +67,29 @@ def sorted_eval(split: EncodedSplit, batch_size: int) -> tuple[tf.data.Dataset, 
     return make_dataset(split, batch_size, shuffle=False), order
 
 
-def pad_batch(split: EncodedSplit, index: np.ndarray, pad_to: int | None = None):
-    width = pad_to or max(len(split.token_ids[i]) for i in index)
+def batch_width(longest: int, multiple: int = 1, cap: int | None = None) -> int:
+    """Width of a batch whose longest example has `longest` tokens: rounded up to `multiple`, at most `cap`."""
+    width = -(-longest // multiple) * multiple
+    return min(width, cap) if cap is not None else width
+
+
+def padding_share(
+    lengths: np.ndarray, batches: list[np.ndarray], multiple: int = 1, cap: int | None = None
+) -> float:
+    """Share of the token positions of these batches that are padding."""
+    real = sum(int(lengths[b].sum()) for b in batches)
+    total = sum(len(b) * batch_width(int(lengths[b].max()), multiple, cap) for b in batches)
+    return 1.0 - real / total if total else 0.0
+
+
+def pad_batch(
+    split: EncodedSplit,
+    index: np.ndarray,
+    pad_to: int | None = None,
+    multiple: int = 1,
+    cap: int | None = None,
+):
+    width = pad_to or batch_width(max(len(split.token_ids[i]) for i in index), multiple, cap)
     token_ids = np.full((len(index), width), PAD_ID, dtype=np.int32)
     segment_ids = np.zeros((len(index), width), dtype=np.int32)
     for row, i in enumerate(index):
@@ -84,15 +105,20 @@ def make_dataset(
     seed: int | None = None,
     shuffle: bool = True,
     pad_to: int | None = None,
+    width_multiple: int = 1,
+    max_width: int | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A tf.data pipeline of padded batches with a known number of batches.
 
     With `shuffle`, epoch k uses the generator seeded with (seed, k), so a run
     is reproducible from its seed alone. `pad_to` pads every batch to a fixed
-    width instead (only for benchmarks).
+    width instead (only for benchmarks); `width_multiple` rounds each batch's
+    width up (at most `max_width`), so a compiled step sees few shapes. A
+    resumed run starts at `first_epoch` (0-based), with that epoch's order.
     """
     lengths = split.lengths
-    epochs = itertools.count()
+    epochs = itertools.count(first_epoch)
 
     def generate():
         if shuffle:
@@ -100,7 +126,7 @@ def make_dataset(
         else:
             batches = sorted_order(lengths, batch_size)
         for index in batches:
-            yield pad_batch(split, index, pad_to)
+            yield pad_batch(split, index, pad_to, width_multiple, max_width)
 
     label_spec = tf.TensorSpec([None], tf.float32 if split.labels.dtype.kind == "f" else tf.int64)
     signature = (

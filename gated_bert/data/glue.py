@@ -60,6 +60,11 @@ def load_task(
         raise DataError(f"unknown task {task_name!r}; choose one of: {', '.join(TASKS)}")
     task = TASKS[task_name]
     data = _load_local(task, Path(data_dir)) if data_dir else _load_hub(task)
+    for name, split in [("train", data.train), *data.evals.items()]:
+        if not len(split):
+            raise DataError(
+                f"{split.source}: the {name} split has no examples; a GLUE file needs rows after its header"
+            )
     return TaskData(
         task=data.task,
         train=data.train.head(max_train_samples),

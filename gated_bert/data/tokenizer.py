@@ -63,8 +63,8 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
     return Tokenizer.from_file(str(path))
 
 
-def load_tokenizer(spec: str, vocab_size: int) -> Tokenizer:
-    """Load a tokenizer from a vocab.txt, a tokenizer.json or a hub name."""
+def load_tokenizer(spec: str, vocab_size: int | None) -> Tokenizer:
+    """Load a tokenizer from a vocab.txt, a tokenizer.json or a hub name (at most vocab_size entries, if given)."""
     path = Path(spec)
     if path.suffix == ".txt" or path.name == "vocab.txt":
         if not path.is_file():
@@ -85,7 +85,7 @@ def load_tokenizer(spec: str, vocab_size: int) -> Tokenizer:
                 f"cannot load tokenizer {spec!r} from the hub ({' '.join(str(err).split())[:160]}); "
                 "pass a local vocab.txt or tokenizer.json, or omit --tokenizer to train one"
             ) from None
-    if tokenizer.get_vocab_size() > vocab_size:
+    if vocab_size is not None and tokenizer.get_vocab_size() > vocab_size:
         raise DataError(
             f"tokenizer {spec!r} has {tokenizer.get_vocab_size()} tokens but vocab_size is "
             f"{vocab_size}; raise --vocab-size"

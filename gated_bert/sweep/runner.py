@@ -89,14 +89,38 @@ def default_storage_path() -> Path:
     return folder / "optuna_journal.log"
 
 
+def redact(url: str) -> str:
+    """A storage URL without its password (safe to print and log)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
 def make_storage(spec: str):
-    """An Optuna storage: an RDB URL as is, anything else a journal file path."""
+    """An Optuna storage: an RDB URL as is, anything else a journal file path.
+
+    A missing database driver or an unreachable server raises ConfigError naming
+    the URL without its password.
+    """
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    if "://" in spec:
+    if "://" not in spec:
+        return optuna.storages.JournalStorage(JournalFileBackend(spec))
+    try:
         return optuna.storages.RDBStorage(spec)
-    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+    except ImportError as err:
+        hint = ' pip install -e ".[postgres]"' if spec.startswith("postgres") else " install its driver"
+        raise ConfigError(f"--storage {redact(spec)}: no database driver ({err}); to use it:{hint}") from None
+    except Exception as err:  # sqlalchemy's OperationalError and kin: server down, bad credentials
+        reason = " ".join(str(err).split())[:160].replace(spec, redact(spec))
+        raise ConfigError(
+            f"--storage {redact(spec)}: cannot open the database ({type(err).__name__}: {reason}); "
+            "check that the server is up and the URL is right"
+        ) from None
 
 
 def make_sampler(settings: SweepSettings, worker: int):
@@ -173,15 +197,17 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
     _check_inputs(base, settings)
     storage = settings.storage or str(default_storage_path())
     study = _create_study(base, settings, storage)
-    tags = {"optuna.study_name": settings.study_name, "optuna.storage": storage, "sweep": "parent"}
+    shown = redact(storage)  # what is logged and printed: never a password
+    tags = {"optuna.study_name": settings.study_name, "optuna.storage": shown, "sweep": "parent"}
     with tracking.start_run(base, run_name=f"sweep_{settings.study_name}", tags=tags) as parent:
         tracking.log_config(base)
-        tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items()})
+        tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items() if k != "storage"})
+        tracking.log_params({"sweep.storage": shown})
         jobs = _worker_jobs(base, settings, storage, parent.info.run_id, parent.info.experiment_id)
         log.info(
             "study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
             settings.study_name,
-            storage,
+            shown,
             settings.n_trials,
             len(jobs),
             jobs[0].threads,
@@ -193,8 +219,8 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
             tracking.kill_running_children(parent.info.run_id)
             raise
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
-        result = report.log_study(study, storage)
-    return SweepResult(parent.info.run_id, settings.study_name, storage, *result)
+        result = report.log_study(study, shown)
+    return SweepResult(parent.info.run_id, settings.study_name, shown, *result)
 
 
 def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:

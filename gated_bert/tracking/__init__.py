@@ -17,12 +17,21 @@ from gated_bert.tracking.runs import (
     log_folder,
     log_metrics,
     log_params,
+    log_text,
     set_tags,
     sqlite_path,
     start_run,
     use_tracking_uri,
 )
-from gated_bert.tracking.search import RunInfo, experiment_run_ids, metric_history, run_info
+from gated_bert.tracking.search import (
+    RunInfo,
+    experiment_run_ids,
+    load_text,
+    mark_killed,
+    metric_history,
+    run_info,
+    running_runs,
+)
 
 __all__ = [
     "MODEL_NAME",
@@ -39,6 +48,10 @@ __all__ = [
     "log_metrics",
     "log_model",
     "log_params",
+    "log_text",
+    "load_text",
+    "mark_killed",
+    "running_runs",
     "metric_history",
     "run_info",
     "set_tags",

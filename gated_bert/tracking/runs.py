@@ -87,8 +87,11 @@ def start_run(
     parent_run_id: str | None = None,
     experiment_id: str | None = None,
     finished_on: tuple[type[BaseException], ...] = (),
+    resume_run_id: str | None = None,
 ):
     """An MLflow run that ends FINISHED, FAILED (error) or KILLED (Ctrl-C/SIGTERM).
+
+    With `resume_run_id` the existing run is continued (RUNNING again).
 
     Under `mlflow run` (MLFLOW_RUN_ID set) the run that MLflow created is used,
     in the experiment given to `mlflow run` (--experiment-name). With
@@ -100,7 +103,10 @@ def start_run(
     before = mlflow.active_run()
     with _interrupt_watch() as interrupted:
         try:
-            run = _open_run(config, run_name, nested, tags, parent_run_id, experiment_id)
+            if resume_run_id:
+                run = mlflow.start_run(run_id=resume_run_id)
+            else:
+                run = _open_run(config, run_name, nested, tags, parent_run_id, experiment_id)
             yield run
         except finished_on:
             _end_own_run(before, "FINISHED")
@@ -187,3 +193,7 @@ def log_artifacts(directory: str, files: list[Path]) -> None:
 def log_folder(folder: Path, directory: str) -> None:
     """Log everything in `folder` under the run's artifact folder `directory`."""
     mlflow.log_artifacts(str(folder), artifact_path=directory)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)

@@ -15,6 +15,7 @@ from gated_bert import metric_names as names
 from gated_bert.metrics import compute_metrics, loss_from_outputs
 from gated_bert.model import sparsity_report
 from gated_bert.tasks import Task
+from gated_bert.training import checkpoint
 
 
 class TrainingDivergedError(RuntimeError):
@@ -84,19 +85,32 @@ class Evaluation(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the classifier's weights after every epoch, keeping the newest `keep`."""
+    """Commits each epoch's resumable checkpoint (before the epoch's metrics are logged).
 
-    def __init__(self, classifier: keras.Model, directory: Path, keep: int = 2):
+    Put it after the `HistoryRecorder` (the checkpoint holds the rows so far)
+    and before any callback that logs the epoch.
+    """
+
+    def __init__(
+        self, classifier: keras.Model, trainer, directory: Path, recorder, pruning=None, keep: int = 2
+    ):
         super().__init__()
         self.classifier = classifier
+        self.trainer = trainer
         self.directory = Path(directory)
+        self.recorder = recorder
+        self.pruning = pruning
         self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.classifier.save_weights(self.directory / f"epoch_{epoch + 1:03d}.weights.h5")
-        for old in sorted(self.directory.glob("epoch_*.weights.h5"))[: -self.keep]:
-            old.unlink()
+        state = checkpoint.TrainingState(
+            epoch=epoch + 1,
+            rows=list(self.recorder.rows),
+            pruning_step=self.pruning.step if self.pruning is not None else 0,
+            current_target=self.pruning.current_target if self.pruning is not None else 0.0,
+            method_state=checkpoint.method_plain_state(self.trainer),
+        )
+        checkpoint.save(self.directory, self.classifier, self.trainer, state, self.keep)
 
 
 class HistoryRecorder(keras.callbacks.Callback):

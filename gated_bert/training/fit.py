@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from tokenizers import Tokenizer
 
 from gated_bert import metric_names as names
-from gated_bert.config import GatedBertConfig
-from gated_bert.data.batching import EncodedSplit, make_dataset, sorted_eval
+from gated_bert.config import BERT_VOCAB_SIZE, GatedBertConfig
+from gated_bert.data.batching import EncodedSplit, bucketed_order, make_dataset, padding_share, sorted_eval
 from gated_bert.data.glue import TaskData, load_task
 from gated_bert.data.tokenizer import encode, load_tokenizer, prepare, train_wordpiece, training_texts
-from gated_bert.model import build_model
+from gated_bert.model import build_model, sparse_row_variables
 from gated_bert.pruning import methods
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.pruning.pruner import Pruner
 from gated_bert.tasks import Task
+from gated_bert.training import checkpoint
 from gated_bert.training.callbacks import (
     EpochCheckpoint,
     EpochEndHook,
@@ -53,6 +55,24 @@ class FitResult:
     classifier: keras.Model
     rows: list[dict[str, float]]
     pruner: Pruner | None
+    padding_share: float = 0.0  # of the first epoch's training batches
+
+
+EVAL_BATCH_SIZE = 512  # evaluation keeps no activations for a backward pass: large batches are cheap
+XLA_WIDTH_MULTIPLE = 8  # with XLA, batch widths are multiples of this: a bounded set of compiled shapes
+
+
+def use_xla(config: GatedBertConfig) -> bool:
+    """jit_compile auto: XLA only with a GPU (on CPU it measured slower; benchmarks/training_loop.py)."""
+    import tensorflow as tf
+
+    if config.jit_compile == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return config.jit_compile == "true"
+
+
+_PREPARED: dict[tuple, PreparedData] = {}  # encoded data of this process: sweep trials in a worker share it
+_PREPARED_MAX = 2
 
 
 def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> PreparedData:
@@ -60,13 +80,34 @@ def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> Prepa
 
     The tokenizer is trained on the whole training split; max_train_samples
     and max_eval_samples then cut the splits. Raises DataError on bad input.
+    The result is kept for the process's next runs on the same data and data
+    settings (sweep trials in one worker encode their data once).
     """
     if full is None:
         full = load_task(config.task, config.data_dir)
+    key = (
+        full.source,
+        config.task,
+        len(full.train),
+        tuple((name, len(split)) for name, split in full.evals.items()),
+        config.tokenizer,
+        config.vocab_size,
+        config.max_len,
+        config.max_train_samples,
+        config.max_eval_samples,
+    )
+    if key not in _PREPARED:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = _encode_task(config, full)
+    return _PREPARED[key]
+
+
+def _encode_task(config: GatedBertConfig, full: TaskData) -> PreparedData:
     if config.tokenizer:
         tokenizer = load_tokenizer(config.tokenizer, config.vocab_size)
     else:
-        tokenizer = train_wordpiece(training_texts(full.train), config.vocab_size)
+        tokenizer = train_wordpiece(training_texts(full.train), config.vocab_size or BERT_VOCAB_SIZE)
     tokenizer = prepare(tokenizer, config.max_len)
     data = TaskData(
         full.task,
@@ -80,6 +121,13 @@ def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> Prepa
         return EncodedSplit(token_ids, segment_ids, split.labels)
 
     return PreparedData(data, tokenizer, encoded(data.train), {n: encoded(s) for n, s in data.evals.items()})
+
+
+def with_tokenizer_vocab(config: GatedBertConfig, prepared: PreparedData) -> GatedBertConfig:
+    """The config with vocab_size resolved: the tokenizer's size unless it was set explicitly."""
+    if config.vocab_size is not None:
+        return config
+    return config.replace(vocab_size=prepared.tokenizer.get_vocab_size())
 
 
 def build_classifier(config: GatedBertConfig, task: Task) -> keras.Model:
@@ -97,7 +145,7 @@ def task_loss(task: Task):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def eval_datasets(prepared: PreparedData, batch_size: int) -> dict:
+def eval_datasets(prepared: PreparedData, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Eval split name -> (dataset sorted by length, labels in that order)."""
     out = {}
     for name, split in prepared.evals.items():
@@ -112,6 +160,7 @@ def fit(
     on_epoch_end=None,
     checkpoint_dir: Path | None = None,
     progress_file: Path | None = None,
+    resume_from: Path | None = None,
 ) -> FitResult:
     """Train `config`'s model on `prepared` data; returns the per-epoch rows.
 
@@ -119,35 +168,98 @@ def fit(
         config: the run's configuration.
         prepared: encoded data from `prepare_data`.
         on_epoch_end: optional `fn(row)` called with each epoch's row.
-        checkpoint_dir: where per-epoch weights go (None: no checkpoints).
+        checkpoint_dir: where per-epoch checkpoints go (None: no checkpoints).
         progress_file: where to write live progress JSON (None: nowhere).
+        resume_from: an epoch checkpoint folder to continue from (its epoch's successor on).
     """
+    config = with_tokenizer_vocab(config, prepared)
     keras.utils.set_random_seed(config.seed)
-    task = prepared.task
-    classifier = build_classifier(config, task)
-    train_ds = make_dataset(prepared.train, config.batch_size, seed=config.seed, shuffle=True)
+    classifier = build_classifier(config, prepared.task)
+    xla = use_xla(config)
     steps_per_epoch = prepared.train.num_batches(config.batch_size)
     pruner = Pruner(config, classifier, steps_per_epoch) if config.enable_pruning else None
-    trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner)
+    trainer = _compiled_trainer(config, classifier, pruner, prepared.task, xla)
+    recorder = HistoryRecorder(classifier)
+    pruning = PruningCallback(pruner) if pruner is not None else None
+    first_epoch = _restore(resume_from, classifier, trainer, recorder, pruning) if resume_from else 0
+    outputs = Outputs(on_epoch_end, checkpoint_dir, progress_file)
+    run_callbacks = _callbacks(prepared, classifier, pruning)
+    run_callbacks += _output_callbacks(config, prepared, trainer, recorder, pruning, steps_per_epoch, outputs)
+    width = dict(width_multiple=XLA_WIDTH_MULTIPLE if xla else 1, max_width=config.max_len)
+    train_ds = make_dataset(
+        prepared.train, config.batch_size, seed=config.seed, shuffle=True, first_epoch=first_epoch, **width
+    )
+    verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
+    trainer.fit(
+        train_ds,
+        epochs=config.epochs,
+        initial_epoch=first_epoch,
+        callbacks=run_callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )
+    padding = train_padding_share(config, prepared, width["width_multiple"])
+    return FitResult(classifier, recorder.rows, pruner, padding)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a fit reports: a per-epoch hook, checkpoints, live progress."""
+
+    on_epoch_end: object = None
+    checkpoint_dir: Path | None = None
+    progress_file: Path | None = None
+
+
+def _restore(folder: Path, classifier, trainer, recorder: HistoryRecorder, pruning) -> int:
+    """Load a checkpoint into the fresh model and trainer; returns the epochs already done."""
+    state = checkpoint.restore(folder, classifier, trainer)
+    recorder.rows = list(state.rows)
+    if pruning is not None:
+        pruning.step = state.pruning_step
+        pruning.current_target = state.current_target
+        pruning.pruner.method.load_state(state.method_state)
+    return state.epoch
+
+
+def train_padding_share(config: GatedBertConfig, prepared: PreparedData, width_multiple: int = 1) -> float:
+    """Share of padding in the first epoch's training batches (the others are alike)."""
+    lengths = prepared.train.lengths
+    batches = bucketed_order(lengths, config.batch_size, np.random.default_rng([config.seed, 0]))
+    return padding_share(lengths, batches, width_multiple, config.max_len)
+
+
+def _compiled_trainer(config: GatedBertConfig, classifier, pruner, task: Task, xla: bool) -> PruningTrainer:
+    lazy = sparse_row_variables(classifier) if config.embedding_updates == "lazy" else ()
+    trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner, lazy_variables=lazy)
     trainer.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
         loss=task_loss(task),
         metrics=[] if task.is_regression else ["accuracy"],
+        jit_compile=xla,
     )
-    recorder = HistoryRecorder(classifier)
+    return trainer
+
+
+def _callbacks(prepared: PreparedData, classifier, pruning) -> list:
+    """Training-side callbacks, in the order they must run at epoch end."""
     run_callbacks: list[keras.callbacks.Callback] = [NanGuard(), EpochTimer(len(prepared.train))]
-    if pruner is not None:
-        run_callbacks.append(PruningCallback(pruner))  # before evaluation: eval sees new masks
-    run_callbacks.append(Evaluation(classifier, task, eval_datasets(prepared, config.batch_size)))
-    if checkpoint_dir is not None:
-        run_callbacks.append(EpochCheckpoint(classifier, checkpoint_dir))
-    run_callbacks.append(recorder)
-    if on_epoch_end is not None:
-        run_callbacks.append(EpochEndHook(recorder, on_epoch_end))
-    if progress_file is not None:
-        run_callbacks.append(
-            ProgressFile(progress_file, config.epochs, steps_per_epoch, names.eval_metric(task.main_metric))
-        )
-    verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
-    trainer.fit(train_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False)
-    return FitResult(classifier, recorder.rows, pruner)
+    if pruning is not None:
+        run_callbacks.append(pruning)  # before evaluation: eval sees new masks
+    run_callbacks.append(Evaluation(classifier, prepared.task, eval_datasets(prepared)))
+    return run_callbacks
+
+
+def _output_callbacks(
+    config, prepared, trainer, recorder, pruning, steps_per_epoch, outputs: Outputs
+) -> list:
+    """Record the epoch's row, commit its checkpoint, then report it (hook, live progress)."""
+    out: list[keras.callbacks.Callback] = [recorder]
+    if outputs.checkpoint_dir is not None:
+        out.append(EpochCheckpoint(recorder.classifier, trainer, outputs.checkpoint_dir, recorder, pruning))
+    if outputs.on_epoch_end is not None:
+        out.append(EpochEndHook(recorder, outputs.on_epoch_end))
+    if outputs.progress_file is not None:
+        metric = names.eval_metric(prepared.task.main_metric)
+        out.append(ProgressFile(outputs.progress_file, config.epochs, steps_per_epoch, metric))
+    return out

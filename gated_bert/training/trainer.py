@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from gated_bert.pruning.callback import PruningCallback
+from gated_bert.training.lazy_adamw import LazyAdamW
 
 
 class PruningTrainer(keras.Model):
@@ -23,18 +24,32 @@ class PruningTrainer(keras.Model):
         classifier: the gated model.
         loss_fn: the task loss (logits or regression output).
         pruner: the run's Pruner, or None.
+        lazy_variables: embedding tables updated row-wise by `LazyAdamW` (only the
+            rows a batch touches) instead of by the main optimizer.
     """
 
-    def __init__(self, classifier: keras.Model, loss_fn, pruner=None, **kwargs):
+    def __init__(self, classifier: keras.Model, loss_fn, pruner=None, lazy_variables=(), **kwargs):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.loss_fn = loss_fn
         self.pruner = pruner
         self.method = pruner.method if pruner is not None else None
         self.extra_variables = self.method.extra_variables() if self.method is not None else []
-        extra_ids = {id(v) for v in self.extra_variables}
-        self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in extra_ids]
+        self.lazy_variables = list(lazy_variables)
+        apart = {id(v) for v in self.extra_variables + self.lazy_variables}
+        self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in apart]
         self.extra_optimizer = self.method.extra_optimizer() if self.extra_variables else None
+        self.lazy_updates: list[LazyAdamW] = []
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        if self.lazy_variables and not isinstance(
+            self.optimizer, keras.optimizers.Adam | keras.optimizers.AdamW
+        ):
+            raise ValueError(
+                f"lazy embedding updates need Adam or AdamW, got {type(self.optimizer).__name__}"
+            )
+        self.lazy_updates = [LazyAdamW(self.optimizer, v) for v in self.lazy_variables]
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -53,11 +68,13 @@ class PruningTrainer(keras.Model):
             y_pred = self.classifier(x, training=True)
             loss = self.loss_fn(y, y_pred)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
-        gradients = tape.gradient(loss, self.weight_variables + self.extra_variables)
+        gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
         if self.method is not None:
             self.method.train_step_hook(lambda: self.loss_fn(y, self.classifier(x, training=False)), loss)
-        n_weights = len(self.weight_variables)
+        n_weights, n_extra = len(self.weight_variables), len(self.extra_variables)
+        for lazy, gradient in zip(self.lazy_updates, gradients[n_weights + n_extra :]):
+            lazy.apply(gradient)  # before the main optimizer: both use its step count + 1
         self.optimizer.apply(gradients[:n_weights], self.weight_variables)
         if self.extra_optimizer is not None:
-            self.extra_optimizer.apply(gradients[n_weights:], self.extra_variables)
+            self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
         return self.compute_metrics(x, y, y_pred)

@@ -90,5 +90,11 @@ class PruningMethod:
         """Called once after the last epoch."""
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint must hold to continue this method exactly (name -> variable/array)."""
+        """What a checkpoint must hold to continue this method exactly.
+
+        Name -> a variable, a list of variables, or plain JSON-able data.
+        """
         return {}
+
+    def load_state(self, plain: dict[str, Any]) -> None:
+        """Restore the plain (non-variable) part of `state()` from a checkpoint."""

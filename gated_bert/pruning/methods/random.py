@@ -30,3 +30,6 @@ class RandomControl(PruningMethod):
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, plain: dict) -> None:
+        self.rng.bit_generator.state = plain["rng"]

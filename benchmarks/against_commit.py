@@ -1,0 +1,91 @@
+"""`gated-bert train` now versus at an older commit, alternating, on the same machine.
+
+Runs the same command (tiny, SST-2, 4,800 examples, 2 epochs, batch 96,
+baseline by default) with this checkout's code and with a temporary git
+worktree of `--commit`, alternating old/new for `--rounds` rounds, and prints
+each run's MLflow `examples_per_second` at epoch 2 and final dev accuracy,
+then the median ratio new/old. Nothing is written outside a temporary folder.
+
+Usage: python benchmarks/against_commit.py [--commit e05a131] [--rounds 3] [--glue-dir ../shared/glue]
+       [--method none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+READ_BACK = """
+import sys, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+run = mlflow.search_runs(experiment_names=["sst2"], output_format="list")[0]
+history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "examples_per_second")
+speed = [m.value for m in sorted(history, key=lambda m: m.step)]
+print(speed[-1], run.data.metrics.get("final_eval_accuracy"))
+"""
+
+
+def one_run(code: Path, glue_dir: str, method: str, folder: Path) -> tuple[float, float]:
+    uri = f"sqlite:///{folder}/mlflow.db"
+    env = dict(os.environ, PYTHONPATH=str(code), MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    args = ["--task", "sst2", "--model-size", "tiny", "--epochs", "2", "--batch-size", "96"]
+    args += ["--max-train-samples", "4800", "--pruning-method", method, "--data-dir", glue_dir]
+    args += ["--verbose", "0", "--output-root", str(folder)]
+    command = [sys.executable, "-m", "gated_bert.cli", "train", *args]
+    subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
+    out = subprocess.run(
+        [sys.executable, "-c", READ_BACK, uri], env=env, check=True, capture_output=True, text=True
+    )
+    speed, accuracy = out.stdout.split()
+    return float(speed), float(accuracy)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--commit", default="e05a131")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--method", default="none")
+    parser.add_argument(
+        "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
+    )
+    args = parser.parse_args()
+    glue = str(Path(args.glue_dir).resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old), args.commit],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            speeds: dict[str, list[float]] = {"old": [], "new": []}
+            for round_ in range(args.rounds):
+                for label, code in (("old", old), ("new", REPO)):
+                    folder = Path(tmp) / f"{label}_{round_}"
+                    folder.mkdir()
+                    speed, accuracy = one_run(code, glue, args.method, folder)
+                    speeds[label].append(speed)
+                    print(
+                        f"round {round_ + 1} {label}: {speed:8.1f} examples/s at epoch 2, dev accuracy {accuracy:.4f}",
+                        flush=True,
+                    )
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
+    ratios = [n / o for n, o in zip(speeds["new"], speeds["old"])]
+    print(
+        f"new/old per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The real training loop's speed: examples/s and model FLOP utilisation, in one run.
+
+Prints, all measured in this one run on this machine:
+1. the machine's float32 matmul GFLOP/s (TensorFlow, 2048 x 2048);
+2. for each model size and pruning method, the examples/s of epoch 2 of
+   `gated_bert.training.fit.fit` (the loop `gated-bert train` runs: callbacks,
+   pruning inside the window, evaluation) on an SST-2 slice, and its model FLOP
+   utilisation: the encoder's forward+backward FLOPs of the real (non-padding)
+   tokens per second, as a share of the matmul peak;
+3. the switchable speed settings before/after (dense vs lazy embedding
+   updates, BERT's 30,522-row vocabulary vs the tokenizer's, XLA on/off).
+Configurations are interleaved over `--rounds` rounds; medians are printed.
+
+Usage: python benchmarks/training_loop.py [--samples 4800] [--rounds 3] [--sizes tiny,small]
+       [--glue-dir ../shared/glue]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from gated_bert.config import GatedBertConfig  # noqa: E402
+from gated_bert.pruning.methods import method_names  # noqa: E402
+from gated_bert.training.fit import fit, prepare_data  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matmul_gflops(n: int = 2048, seconds: float = 3.0) -> float:
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    step = tf.function(lambda a, b: tf.matmul(a, b))
+    step(a, b).numpy()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        result = step(a, b)
+        count += 1
+    result.numpy()
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def encoder_flops(config: GatedBertConfig, lengths: np.ndarray) -> float:
+    """Forward+backward (3x forward) FLOPs of the encoder on examples of these real lengths."""
+    arch = config.architecture()
+    d, dff, layers = arch.d_model, arch.dff, arch.num_layers
+    dense = lengths.sum() * (8 * d * d + 4 * d * dff)  # q, k, v, output; ffn in and out
+    attention = (lengths.astype(np.float64) ** 2).sum() * 4 * d  # scores and weighted sum
+    return 3.0 * layers * (dense + attention)
+
+
+def epoch2_speed(config: GatedBertConfig, prepared) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = fit(config, prepared).rows
+    return rows[-1]["examples_per_second"]
+
+
+def configurations(sizes: list[str], samples: int, glue_dir: str) -> dict[str, GatedBertConfig]:
+    base = dict(task="sst2", data_dir=glue_dir, max_train_samples=samples, epochs=2, batch_size=96, verbose=0)
+    window = dict(pruning_start_epoch=2, pruning_end_epoch=2, end_sparsity=0.9)
+    out = {}
+    for size in sizes:
+        for method in method_names():
+            extra = window if method != "none" else {}
+            out[f"{size} {method}"] = GatedBertConfig(model_size=size, pruning_method=method, **base, **extra)
+        baseline = out[f"{size} none"]
+        out[f"{size} none, dense embedding updates"] = baseline.replace(embedding_updates="dense")
+        out[f"{size} none, vocab 30522"] = baseline.replace(vocab_size=30522)
+        out[f"{size} none, dense + vocab 30522 (before)"] = baseline.replace(
+            embedding_updates="dense", vocab_size=30522
+        )
+        out[f"{size} none, XLA"] = baseline.replace(jit_compile="true")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--samples", type=int, default=4800)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", default="tiny,small")
+    parser.add_argument(
+        "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
+    )
+    args = parser.parse_args()
+    peak = matmul_gflops()
+    print(
+        f"matmul: {peak:.1f} GFLOP/s (float32, 2048 x 2048, TensorFlow, {os.cpu_count()} cores)", flush=True
+    )
+    configs = configurations(args.sizes.split(","), args.samples, args.glue_dir)
+    prepared = {name: prepare_data(config) for name, config in configs.items()}
+    speeds: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, config in configs.items():
+            speeds[name].append(epoch2_speed(config, prepared[name]))
+    print(f"{'configuration':45s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}")
+    for name, config in configs.items():
+        speed = statistics.median(speeds[name])
+        lengths = prepared[name].train.lengths
+        flops_per_example = encoder_flops(config, lengths) / len(lengths)
+        mfu = speed * flops_per_example / (peak * 1e9)
+        baseline = statistics.median(speeds[f"{config.model_size} none"])
+        print(f"{name:45s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}", flush=True)
+    print(
+        "('vs baseline' is the epoch-time ratio to the same size's default baseline; MFU counts real tokens only)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -169,3 +169,55 @@ def test_resume_refuses_unknown_runs_and_other_settings(sst2_dir, tmp_path, caps
         assert info.value.code == 2 and "--epochs 7 differs from the run's 1; give --resume alone" in err
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    sst2_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import keras
+
+    from gated_bert.cli import main
+
+    calls = []
+    original = keras.Model.save_weights
+
+    def save_weights(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:  # epoch 2's checkpoint: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    argv = ["train", "--data-dir", str(sst2_dir), "--output-root", str(tmp_path / "out"), "--epochs", "3"]
+    argv += [
+        "--model-size",
+        "tiny",
+        "--num-layers",
+        "1",
+        "--d-model",
+        "16",
+        "--num-heads",
+        "2",
+        "--dff",
+        "32",
+    ]
+    argv += ["--pruning-method", "none", "--verbose", "0", "--vocab-size", "300", "--batch-size", "64"]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+    assert info.value.code == 2 and len(err) == 1
+    assert (
+        "epoch_002' (No space left on device); free space, then continue with gated-bert train --resume"
+        in err[0]
+    )
+    folders = sorted(p.name for p in (tmp_path / "out" / "checkpoints_baseline_sst2").glob("*/*"))
+    assert folders == ["epoch_001"]  # no half-written epoch_002, no temporary folder left
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    run = mlflow.search_runs(experiment_names=["sst2"], output_format="list")[0]
+    assert run.info.status == "FAILED"
+    assert sorted(
+        m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
+    ) == [1]

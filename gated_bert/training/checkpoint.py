@@ -95,6 +95,12 @@ def save(directory: Path, classifier: keras.Model, trainer, state: TrainingState
         (tmp / STATE).write_text(json.dumps(state.__dict__, default=_plain))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+    except OSError as err:  # a full disk, a folder that went away: the previous checkpoint stays intact
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(
+            f"cannot write checkpoint {str(final)!r} ({err.strerror or err}); free space, then continue "
+            "with gated-bert train --resume RUN_ID"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

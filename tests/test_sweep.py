@@ -112,6 +112,10 @@ def test_failing_trial_is_fail_and_failed_others_complete(sst2_dir, tracking):
     for number, (_, state) in by_lr.items():
         assert children[number].info.status == ("FAILED" if state == "FAIL" else "FINISHED")
         assert children[number].data.tags["optuna.trial_state"] == state
+        if state == "FAIL":  # the reason, in Optuna and in MLflow
+            reason = study.trials[number].user_attrs["fail_reason"]
+            assert reason.startswith("TrainingDivergedError: training loss became") or "is nan" in reason, reason
+            assert children[number].data.tags["fail_reason"] == reason
 
 
 def test_rerunning_a_study_adds_trials(sst2_dir, tracking):
@@ -303,3 +307,79 @@ def test_pruned_trial_is_pruned_in_optuna_and_mlflow(sst2_dir, tracking):
     assert child.info.status == "FINISHED" and child.data.tags["optuna.trial_state"] == "PRUNED"
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "eval_accuracy")
     assert [m.step for m in history] == [1]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_no_trial(sst2_dir, tmp_path):
+    """kill -9 of a worker mid-trial: that trial FAIL and retried, the sweep still ends with its trials."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from optuna.storages.journal import JournalFileBackend
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    micro = [
+        "--model-size",
+        "tiny",
+        "--num-layers",
+        "1",
+        "--d-model",
+        "16",
+        "--num-heads",
+        "2",
+        "--dff",
+        "32",
+    ]
+    micro += ["--vocab-size", "300", "--max-len", "32", "--batch-size", "16", "--learning-rate", "1e-3"]
+    cmd = [sys.executable, "-m", "gated_bert.cli", "sweep", "--n-trials", "4", "--n-jobs", "2"]
+    cmd += ["--study-name", "ft", "--pruner", "none", *micro, "--epochs", "3", "--data-dir", str(sst2_dir)]
+    cmd += ["--experiment-name", "sweep-ft", "--output-root", str(tmp_path / "out"), "--verbose", "0"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.search_experiments()  # create the store here first: two first users of one sqlite file race
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    journal = tmp_path / "optuna_journal.log"
+    killed, deadline = None, time.time() + 240
+    while killed is None:
+        assert proc.poll() is None and time.time() < deadline, "no trial ever ran"
+        time.sleep(0.5)
+        if not journal.exists():
+            continue
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        if "ft" not in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
+            continue
+        running = [
+            t
+            for t in optuna.load_study(study_name="ft", storage=storage).trials
+            if t.state.name == "RUNNING" and "worker_pid" in t.user_attrs
+        ]
+        if not running or mlflow.get_experiment_by_name("sweep-ft") is None:
+            continue
+        started = {
+            r.data.tags.get("optuna.trial_number") for r in _runs("sweep-ft") if r.info.status == "RUNNING"
+        }
+        training = [t for t in running if str(t.number) in started]  # its run exists: kill mid-training
+        if training:
+            killed = training[0]
+            os.kill(killed.user_attrs["worker_pid"], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    study = optuna.load_study(study_name="ft", storage=make_storage(str(journal)))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1, states
+    failed = study.trials[killed.number]
+    assert failed.state.name == "FAIL" and "died" in failed.user_attrs["fail_reason"]
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE" and retries[0].params == killed.params
+    runs = _runs("sweep-ft")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed_runs = [r for r in runs if r.data.tags.get("optuna.trial_number") == str(killed.number)]
+    assert [r.info.status for r in killed_runs] == ["KILLED"] and killed_runs[0].data.tags[
+        "optuna.trial_state"
+    ] == "FAIL"

@@ -34,9 +34,13 @@ class Objective:
         self.metric = f"eval_{TASKS[base.task].main_metric}"
 
     def __call__(self, trial: optuna.Trial) -> float:
+        import os
+
         from gated_bert import tracking
         from gated_bert.run import train
+        from gated_bert.sweep.supervisor import WORKER_PID
 
+        trial.set_user_attr(WORKER_PID, os.getpid())  # the parent retries the trial if this process dies
         config = suggest_config(trial, self.space, self.base)
         tags = {"optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)}
 
@@ -62,14 +66,18 @@ class Objective:
         except optuna.TrialPruned:
             tracking.tag_trial_run(self.experiment_id, tags, "PRUNED")
             raise
-        except BaseException:
-            tracking.tag_trial_run(self.experiment_id, tags, "FAIL")
+        except BaseException as err:
+            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+            trial.set_user_attr("fail_reason", reason[:500])
+            tracking.tag_trial_run(self.experiment_id, tags, "FAIL", reason)
             raise
         value = result.final.get(f"final_{self.metric}", float("nan"))
         trial.set_user_attr("final_sparsity", result.final.get("final_sparsity"))
         trial.set_user_attr("mlflow_run_id", result.run_id)
         if not math.isfinite(value):
-            tracking.tag_trial_run(self.experiment_id, tags, "FAIL")
-            raise TrialFailed(f"{self.metric} is {value}")
+            reason = f"{self.metric} is {value}"
+            trial.set_user_attr("fail_reason", reason)
+            tracking.tag_trial_run(self.experiment_id, tags, "FAIL", reason)
+            raise TrialFailed(reason)
         tracking.tag_trial_run(self.experiment_id, tags, "COMPLETE")
         return value

@@ -11,16 +11,15 @@ params, a CSV of all trials and the Optuna plots.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
+from gated_bert.sweep.supervisor import run_workers
 from gated_bert.workers import cpu_share, worker_environment
 
 log = logging.getLogger("gated_bert")
@@ -214,7 +213,7 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
             len(study.trials),
         )
         try:
-            _run_workers(jobs)
+            run_workers(jobs, worker_main)
         except KeyboardInterrupt:
             tracking.kill_running_children(parent.info.run_id)
             raise
@@ -275,34 +274,3 @@ def _check_space(space, base) -> None:
 
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     suggest_config(probe.ask(), space, base)
-
-
-def _run_workers(jobs: list[WorkerJob]) -> None:
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=worker_main, args=(job,), name=f"sweep-worker-{job.index}") for job in jobs
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            process.join()
-    except KeyboardInterrupt:
-        _stop(processes)
-        raise
-    failed = [p.name for p in processes if p.exitcode not in (0, None)]
-    if failed:
-        log.warning("worker(s) %s exited with an error; see their trials' MLflow runs", failed)
-
-
-def _stop(processes) -> None:
-    """Ctrl-C: interrupt every worker (their runs end KILLED), then make sure they are gone."""
-    for process in processes:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGINT)
-    deadline = time.time() + 60
-    for process in processes:
-        process.join(max(0.0, deadline - time.time()))
-        if process.is_alive():
-            process.kill()
-            process.join()

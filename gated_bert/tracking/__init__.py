@@ -7,7 +7,13 @@
 - `search`: read runs and metric histories back.
 """
 
-from gated_bert.tracking.children import child_run_ids, child_runs, kill_running_children, tag_trial_run
+from gated_bert.tracking.children import (
+    child_run_ids,
+    child_runs,
+    end_trial_runs,
+    kill_running_children,
+    tag_trial_run,
+)
 from gated_bert.tracking.models import MODEL_NAME, log_model
 from gated_bert.tracking.runs import (
     absolute_tracking_uri,
@@ -39,6 +45,7 @@ __all__ = [
     "absolute_tracking_uri",
     "child_run_ids",
     "child_runs",
+    "end_trial_runs",
     "experiment_run_ids",
     "kill_running_children",
     "log_artifacts",

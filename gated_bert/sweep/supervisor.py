@@ -1,0 +1,102 @@
+"""Keeping a sweep's worker processes going: a worker that dies loses no trial.
+
+The parent polls its workers. When one exits abnormally (kill -9, OOM, a
+crash), its RUNNING trial is told FAIL (reason in the trial's user attrs),
+its MLflow run is ended KILLED, the trial's parameters are enqueued again
+(a retry, user attr `retry_of`), and a replacement worker runs the trials
+the dead one had left, the retry first. The invocation so ends with its own
+`n_trials` finished trials. Ctrl-C interrupts every worker instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import time
+
+log = logging.getLogger("gated_bert")
+POLL_SECONDS = 0.5
+MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying is given up, not restarted forever
+WORKER_PID = "worker_pid"  # trial user attr: which process runs the trial
+
+
+def run_workers(jobs: list, target) -> None:
+    """Run `target(job)` in one spawned process per job until every job's trials are done."""
+    context = multiprocessing.get_context("spawn")
+    running = {_start(context, target, job): job for job in jobs}
+    restarts = dict.fromkeys(range(len(jobs)), 0)
+    try:
+        while running:
+            time.sleep(POLL_SECONDS)
+            for process in [p for p in running if not p.is_alive()]:
+                job = running.pop(process)
+                process.join()
+                if process.exitcode == 0:
+                    continue
+                replacement = _recover(job, process)
+                if replacement is not None and restarts[job.index] < MAX_RESTARTS:
+                    restarts[job.index] += 1
+                    running[_start(context, target, replacement)] = replacement
+                elif replacement is not None:
+                    log.error(
+                        "worker %d died %d times; its last %d trial(s) are not run",
+                        job.index,
+                        MAX_RESTARTS + 1,
+                        replacement.n_trials,
+                    )
+    except KeyboardInterrupt:
+        _stop(list(running))
+        raise
+
+
+def _start(context, target, job):
+    process = context.Process(target=target, args=(job,), name=f"sweep-worker-{job.index}")
+    process.start()
+    return process
+
+
+def _recover(job, process):
+    """Fail and re-enqueue the dead worker's running trial; the job for its remaining trials, or None."""
+    import optuna
+
+    from gated_bert import tracking
+    from gated_bert.sweep.runner import make_storage
+
+    log.warning(
+        "worker %d (pid %d) died with exit code %s; retrying its trial",
+        job.index,
+        process.pid,
+        process.exitcode,
+    )
+    storage = make_storage(job.storage)
+    study = optuna.load_study(study_name=job.settings.study_name, storage=storage)
+    study_id = storage.get_study_id_from_name(job.settings.study_name)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_PID) == process.pid]
+    reason = f"worker process {process.pid} died (exit code {process.exitcode})"
+    for trial in mine:
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            tags = {"optuna.study_name": job.settings.study_name, "optuna.trial_number": str(trial.number)}
+            tracking.end_trial_runs(job.experiment_id, tags, "KILLED", "FAIL")
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    finished = [t for t in mine if t.state.is_finished() and t.user_attrs.get("fail_reason") is None]
+    remaining = job.n_trials - len(finished)
+    return dataclasses.replace(job, n_trials=remaining) if remaining > 0 else None
+
+
+def _stop(processes) -> None:
+    """Ctrl-C: interrupt every worker (their runs end KILLED), then make sure they are gone."""
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.time() + 60
+    for process in processes:
+        process.join(max(0.0, deadline - time.time()))
+        if process.is_alive():
+            process.kill()
+            process.join()

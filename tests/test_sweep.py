@@ -114,7 +114,9 @@ def test_failing_trial_is_fail_and_failed_others_complete(sst2_dir, tracking):
         assert children[number].data.tags["optuna.trial_state"] == state
         if state == "FAIL":  # the reason, in Optuna and in MLflow
             reason = study.trials[number].user_attrs["fail_reason"]
-            assert reason.startswith("TrainingDivergedError: training loss became") or "is nan" in reason, reason
+            assert reason.startswith("TrainingDivergedError: training loss became") or "is nan" in reason, (
+                reason
+            )
             assert children[number].data.tags["fail_reason"] == reason
 
 

@@ -126,9 +126,8 @@ def make_sampler(settings: SweepSettings, worker: int):
     import optuna
 
     seed = settings.seed + worker  # distinct streams, so parallel workers do not propose the same point
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}  # Optuna's
+    return samplers[settings.sampler](seed=seed)
 
 
 def make_pruner(settings: SweepSettings):

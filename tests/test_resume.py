@@ -191,6 +191,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
 
     monkeypatch.setattr(keras.Model, "save_weights", save_weights)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")  # an earlier test may have set another one
     argv = ["train", "--data-dir", str(sst2_dir), "--output-root", str(tmp_path / "out"), "--epochs", "3"]
     argv += [
         "--model-size",

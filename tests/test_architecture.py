@@ -198,3 +198,10 @@ def test_experiments_flags_default_to_the_config():
         default = getattr(defaults, flag.field)
         written = options[flag.field].default
         assert written == (str(default).lower() if isinstance(default, bool) else default), flag
+
+
+def test_readme_layout_names_every_module():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    missing = [_relative(p) for p in SOURCES if p.name != "__init__.py" and p.name not in layout]
+    assert missing == []

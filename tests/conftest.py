@@ -130,3 +130,25 @@ def assert_png(path: Path, min_width: int = 300, min_height: int = 200) -> None:
     pixels = imread(path)
     assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width, pixels.shape
     assert pixels[..., :3].std() > 0.05, "the image is blank"
+
+
+# A model small enough to train in seconds, as command-line flags (2 layers x hidden 16 in micro_config).
+MICRO_FLAGS = [
+    "--model-size",
+    "tiny",
+    "--num-layers",
+    "1",
+    "--d-model",
+    "16",
+    "--num-heads",
+    "2",
+    "--dff",
+    "32",
+]
+
+
+def cli_env(tracking_uri: str) -> dict[str, str]:
+    """Environment of a gated-bert subprocess: its own tracking store, quiet TF, no inherited run."""
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_RUN_ID", None)
+    return env

@@ -12,19 +12,19 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.conftest import micro_config
-
-
-def _env(uri: str) -> dict:
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_RUN_ID", None)
-    return env
+from tests.conftest import MICRO_FLAGS, cli_env, micro_config
 
 
 def _train(args: list[str], cwd, uri: str, **kwargs):
     command = [sys.executable, "-m", "gated_bert.cli", "train", *args]
     return subprocess.Popen(
-        command, cwd=cwd, env=_env(uri), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+        command,
+        cwd=cwd,
+        env=cli_env(uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
     )
 
 
@@ -193,18 +193,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")  # an earlier test may have set another one
     argv = ["train", "--data-dir", str(sst2_dir), "--output-root", str(tmp_path / "out"), "--epochs", "3"]
-    argv += [
-        "--model-size",
-        "tiny",
-        "--num-layers",
-        "1",
-        "--d-model",
-        "16",
-        "--num-heads",
-        "2",
-        "--dff",
-        "32",
-    ]
+    argv += MICRO_FLAGS
     argv += ["--pruning-method", "none", "--verbose", "0", "--vocab-size", "300", "--batch-size", "64"]
     with pytest.raises(SystemExit) as info:
         main(argv)

@@ -9,7 +9,7 @@ import pytest
 from gated_bert.errors import ConfigError
 from gated_bert.sweep.runner import SweepSettings, make_storage, run_sweep
 from gated_bert.sweep.search_space import default_space, load_space, suggest_config
-from tests.conftest import micro_config
+from tests.conftest import MICRO_FLAGS, cli_env, micro_config
 
 
 @pytest.fixture
@@ -221,8 +221,7 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
     import psutil
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_RUN_ID", None)
+    env = cli_env(uri)
     cmd = [
         sys.executable,
         "-m",
@@ -323,21 +322,17 @@ def test_a_killed_worker_loses_no_trial(sst2_dir, tmp_path):
     from optuna.storages.journal import JournalFileBackend
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_RUN_ID", None)
-    micro = [
-        "--model-size",
-        "tiny",
-        "--num-layers",
-        "1",
-        "--d-model",
-        "16",
-        "--num-heads",
-        "2",
-        "--dff",
+    env = cli_env(uri)
+    micro = MICRO_FLAGS + [
+        "--vocab-size",
+        "300",
+        "--max-len",
         "32",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "1e-3",
     ]
-    micro += ["--vocab-size", "300", "--max-len", "32", "--batch-size", "16", "--learning-rate", "1e-3"]
     cmd = [sys.executable, "-m", "gated_bert.cli", "sweep", "--n-trials", "4", "--n-jobs", "2"]
     cmd += ["--study-name", "ft", "--pruner", "none", *micro, "--epochs", "3", "--data-dir", str(sst2_dir)]
     cmd += ["--experiment-name", "sweep-ft", "--output-root", str(tmp_path / "out"), "--verbose", "0"]

@@ -29,21 +29,25 @@ def kill_running_children(parent_run_id: str) -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
-def tag_trial_run(experiment_id: str, tags: dict[str, str], state: str, reason: str | None = None) -> None:
-    """Tag the run of a trial (found by its study and trial tags) with its Optuna state (and why it failed)."""
+def _trial_runs(experiment_id: str, tags: dict[str, str]) -> list:
+    """The run(s) of a trial, found by its study and trial tags."""
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs = mlflow.search_runs([experiment_id], filter_string=query, output_format="list")
-    for run in runs:
-        mlflow.MlflowClient().set_tag(run.info.run_id, "optuna.trial_state", state)
+    return mlflow.search_runs([experiment_id], filter_string=query, output_format="list")
+
+
+def tag_trial_run(experiment_id: str, tags: dict[str, str], state: str, reason: str | None = None) -> None:
+    """Tag the run of a trial with its Optuna state (and why it failed)."""
+    client = mlflow.MlflowClient()
+    for run in _trial_runs(experiment_id, tags):
+        client.set_tag(run.info.run_id, "optuna.trial_state", state)
         if reason:
-            mlflow.MlflowClient().set_tag(run.info.run_id, "fail_reason", reason[:500])
+            client.set_tag(run.info.run_id, "fail_reason", reason[:500])
 
 
 def end_trial_runs(experiment_id: str, tags: dict[str, str], status: str, state: str) -> None:
     """End the still RUNNING run(s) of a trial (its process is gone) and tag the Optuna state."""
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    tag_trial_run(experiment_id, tags, state)
     client = mlflow.MlflowClient()
-    for run in mlflow.search_runs([experiment_id], filter_string=query, output_format="list"):
-        client.set_tag(run.info.run_id, "optuna.trial_state", state)
+    for run in _trial_runs(experiment_id, tags):
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status=status)

@@ -1,8 +1,9 @@
 """Continue an interrupted run: `gated-bert train --resume RUN_ID`.
 
 Everything comes from the run itself: the config it started with (artifact
-`run_config.json`), where it wrote (tag `gated_bert.paths`), and its newest
-complete epoch checkpoint. Options given beside `--resume` must agree with
+`run_config.json`), where it wrote (tag `gated_bert.paths`), the tokenizer it
+encoded with (`tokenizer.json` beside its checkpoints) and its newest complete
+epoch checkpoint. Options given beside `--resume` must agree with
 the run's config. The run continues in the same MLflow run from its last
 completed epoch (tag `resumed_from_epoch`).
 """
@@ -19,7 +20,7 @@ def resumption_config(run_id: str, given: dict[str, Any]):
     """The run's config and its Resumption; `given` options that disagree raise ConfigError."""
     from gated_bert import tracking
     from gated_bert.reporting import RunPaths
-    from gated_bert.run import PATHS_TAG, RUN_CONFIG, Resumption
+    from gated_bert.run import PATHS_TAG, RUN_CONFIG, RUN_TOKENIZER, Resumption
     from gated_bert.training import checkpoint
 
     info = tracking.run_info(run_id)
@@ -38,6 +39,9 @@ def resumption_config(run_id: str, given: dict[str, Any]):
             f"run {run_id} has no {PATHS_TAG} tag: it was not started by this version of gated-bert"
         )
     paths = RunPaths.from_json(info.tags[PATHS_TAG])
+    kept = paths.checkpoints_dir / RUN_TOKENIZER
+    if kept.is_file():  # the very tokenizer the run encoded with (training one is not deterministic)
+        config = config.replace(tokenizer=str(kept))
     return config, Resumption(run_id, paths, checkpoint.latest(paths.checkpoints_dir))
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gated_bert import metric_names as names
+from gated_bert.errors import DataError
 from gated_bert.config import GatedBertConfig
 
 log = logging.getLogger("gated_bert")
@@ -67,6 +68,7 @@ def _versions() -> dict[str, str]:
 
 RUN_CONFIG = "run_config.json"  # the config a run started with (artifact), for --resume
 PATHS_TAG = "gated_bert.paths"  # where the run writes (tag, JSON), for --resume
+RUN_TOKENIZER = "tokenizer.json"  # the run's tokenizer, in its checkpoints folder, for --resume
 RESUMED_TAG = "resumed_from_epoch"
 
 
@@ -114,11 +116,13 @@ def train(
 
     started = time.time()
     prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
-    config = with_tokenizer_vocab(config, prepared)  # what is logged is what is built
+    given, config = config, with_tokenizer_vocab(config, prepared)  # what is logged is what is built
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
     paths = resume.paths if resume else reporting.RunPaths.for_config(config, _timestamp())
     paths.make_dirs()
+    if resume is None:
+        _keep_tokenizer(prepared.tokenizer, paths)
     run_name = run_name or f"{config.method_name}_{config.task}"
     all_tags = _run_tags(config, tags)
     opened = (config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on)
@@ -126,7 +130,7 @@ def train(
         run_log_file(paths.log_file, config.verbose),
         tracking.start_run(*opened, resume_run_id=resume.run_id if resume else None) as run,
     ):
-        _record_start(config, paths, resume)
+        _record_start(config, given, paths, resume)
         fit_started = time.time()
         hook, resume_from = _epoch_end(on_epoch_end), (resume.checkpoint if resume else None)
         result = fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from)
@@ -141,12 +145,28 @@ def train(
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
 
 
+def _keep_tokenizer(tokenizer, paths) -> None:
+    """Save the run's tokenizer beside its checkpoints: a resumed run encodes with the same one."""
+    try:
+        paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(str(paths.checkpoints_dir / RUN_TOKENIZER))
+    except OSError as err:
+        raise DataError(
+            f"cannot write {str(paths.checkpoints_dir)!r} ({err.strerror or err}); "
+            "choose a writable --output-root"
+        ) from None
+
+
 def _timestamp() -> str:
     return datetime.now().strftime("%Y%m%d_%H%M%S_%f")
 
 
-def _record_start(config: GatedBertConfig, paths, resume: Resumption | None) -> None:
-    """What a run records when it starts: config, paths, process; or, resumed, where it resumed."""
+def _record_start(config: GatedBertConfig, given: GatedBertConfig, paths, resume: Resumption | None) -> None:
+    """What a run records when it starts: config, paths, process; or, resumed, where it resumed.
+
+    The params show the resolved `config`; `RUN_CONFIG` keeps the config as `given`, so that a
+    resumed run resolves it the same way (an explicit vocab_size trains another tokenizer).
+    """
     import os
     import socket
 
@@ -156,7 +176,7 @@ def _record_start(config: GatedBertConfig, paths, resume: Resumption | None) -> 
     process = {"gated_bert.pid": str(os.getpid()), "gated_bert.host": socket.gethostname()}
     if resume is None:
         tracking.log_config(config)
-        tracking.log_text(config.to_json(), RUN_CONFIG)
+        tracking.log_text(given.to_json(), RUN_CONFIG)
         tracking.set_tags({PATHS_TAG: paths.to_json(), **process})
         log.info("MLflow run started; config %s", config.to_json().replace("\n", ""))
         return

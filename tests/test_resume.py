@@ -36,11 +36,20 @@ def _run_of(uri: str, experiment: str):
 
 
 def _latest_state(root, method):
+    """The newest checkpoint's name and every array in it: training state and model weights."""
+    import h5py
+
     from gated_bert.training import checkpoint
 
     folders = sorted((root / f"checkpoints_{method}_sst2").glob("*/epoch_*"))
     with np.load(folders[-1] / checkpoint.VARIABLES) as arrays:
-        return folders[-1].name, {k: arrays[k] for k in arrays.files}
+        state = {k: arrays[k] for k in arrays.files}
+    with h5py.File(folders[-1] / checkpoint.WEIGHTS) as weights:
+        weights.visititems(
+            lambda name, item: state.update({f"weights/{name}": item[()]})
+            if isinstance(item, h5py.Dataset) else None
+        )
+    return folders[-1].name, state
 
 
 @pytest.mark.slow
@@ -85,21 +94,18 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(glue_dir, tmp_path, m
     assert sorted(m.step for m in history) == [1, 2, 3, 4]  # one point per epoch, none twice
     finals = {k: v for k, v in reference.data.metrics.items() if k.startswith("final_")}
     assert finals and set(finals) <= set(run.data.metrics)
-    # A resumed process rounds floats differently in the last bits than the uninterrupted one (oneDNN's
-    # kernels depend on process state); in one process resuming is exact (test below). Across processes:
-    for key, value in finals.items():
-        tolerance = dict(rel=1e-2) if "loss" in key else dict(abs=0.02)  # 6 of 300 dev examples
-        assert run.data.metrics[key] == pytest.approx(value, **tolerance), key
+    for key, value in finals.items():  # the same predictions: within 1e-4
+        assert run.data.metrics[key] == pytest.approx(value, abs=1e-4), key
     name, state = _latest_state(killed_root, method)
     reference_name, reference_state = _latest_state(whole_root, method)
     assert name == reference_name == "epoch_004" and set(state) == set(reference_state)
     method_state = [k for k in state if k.startswith("method/")]
     assert method_state or method == "magnitude"
-    for key in method_state:  # the explorer's probe count and generator survive exactly
-        if any(part in key for part in ("probe_count", "seed_generator")):
-            np.testing.assert_array_equal(state[key], reference_state[key], err_msg=key)
-        if "visits" in key:  # the same probes, but where a last-bit difference flipped a mask
-            assert (state[key] == reference_state[key]).mean() > 0.99, key
+    if method == "spt":  # the explorer's reward EMA, visits, probe count and generator survive
+        names = {key.split("/")[1] for key in method_state}
+        assert {"probe_count", "seed_generator"} <= names and any("visit" in n for n in names), names
+    for key in state:  # every saved array: optimizer moments, masks' state, the method's state
+        np.testing.assert_array_equal(state[key], reference_state[key], err_msg=key)
     assert not list(elsewhere.iterdir())  # the resumed run wrote to the run's own folders
 
 
@@ -204,7 +210,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
         in err[0]
     )
     folders = sorted(p.name for p in (tmp_path / "out" / "checkpoints_baseline_sst2").glob("*/*"))
-    assert folders == ["epoch_001"]  # no half-written epoch_002, no temporary folder left
+    assert folders == ["epoch_001", "tokenizer.json"]  # no half-written epoch_002, no temporary folder
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
     run = mlflow.search_runs(experiment_names=["sst2"], output_format="list")[0]
     assert run.info.status == "FAILED"

@@ -44,7 +44,13 @@ def training_texts(split: Split) -> list[str]:
 
 
 def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
-    """Train (or load from the cache) a lowercase WordPiece tokenizer on `texts`."""
+    """Train (or load from the cache) a lowercase WordPiece tokenizer on `texts`.
+
+    The `tokenizers` trainer is not deterministic (its `##` subword ids follow a hash map's
+    order and break ties between merges: huggingface/tokenizers#1794), so two trainings on
+    the same texts can differ. The first tokenizer committed to the cache is the one every
+    later or concurrent run on this machine uses; a run also keeps its own copy for --resume.
+    """
     path = cache_dir() / f"{tokenizer_key(texts, vocab_size)}.json"
     if path.is_file():
         return Tokenizer.from_file(str(path))
@@ -59,7 +65,12 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     wordpiece.save(str(tmp))
-    os.replace(tmp, path)  # atomic: parallel runs never read a half-written file
+    try:
+        os.link(tmp, path)  # atomic and first writer wins: a concurrent run's tokenizer is kept
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return Tokenizer.from_file(str(path))
 
 

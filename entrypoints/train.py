@@ -1,4 +1,9 @@
-"""MLproject `train` entry point: the `gated-bert train` command, nothing more."""
+"""MLproject `train` entry point: the `gated-bert train` command.
+
+`mlflow run` spells out every parameter, defaults included; `--defaults-spelled-out`
+tells the command so: with `-P resume=RUN_ID`, only parameters that differ from
+their defaults count as given (and must match the resumed run's).
+"""
 
 import sys
 from pathlib import Path
@@ -9,4 +14,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gated_bert.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    main(["train", *sys.argv[1:]])
+    main(["train", "--defaults-spelled-out", *sys.argv[1:]])

@@ -1,6 +1,6 @@
 """The MLproject file, generated from the settings dataclasses.
 
-Parameters of `main`/`train` are the `GatedBertConfig` fields, those of `sweep`
+Parameters of `main`/`train` are the `GatedBertConfig` fields and `resume`, those of `sweep`
 the `SweepSettings` fields (but `seed`) followed by the config fields, each
 with its default; optional fields default to "auto". A test checks that the
 committed `MLproject` is exactly `render()`; after changing a field, run
@@ -46,12 +46,17 @@ def _fields(cls: type, skip: tuple[str, ...] = ()) -> list[tuple[type, dataclass
     return [(cls, f) for f in dataclasses.fields(cls) if f.name not in skip]
 
 
-def entry_point(name: str, script: str, fields: list[tuple[type, dataclasses.Field]]) -> str:
+# Train's own parameter besides the config: continue an interrupted run (-P resume=RUN_ID).
+RESUME = ("resume", "string", '"auto"')
+
+
+def entry_point(
+    name: str, script: str, fields: list[tuple[type, dataclasses.Field]], extra: tuple = ()
+) -> str:
+    params = [(f.name, *parameter(cls, f)) for cls, f in fields] + list(extra)
     lines = [f"  {name}:", "    parameters:"]
-    for cls, field in fields:
-        kind, default = parameter(cls, field)
-        lines.append(f"      {field.name}: {{type: {kind}, default: {default}}}")
-    flags = " ".join(f"--{f.name.replace('_', '-')} {{{f.name}}}" for _, f in fields)
+    lines += [f"      {param}: {{type: {kind}, default: {default}}}" for param, kind, default in params]
+    flags = " ".join(f"--{param.replace('_', '-')} {{{param}}}" for param, _, _ in params)
     lines += ["    command: >-", f"      python {script} {flags}"]
     return "\n".join(lines) + "\n"
 
@@ -61,8 +66,8 @@ def render() -> str:
     sweep = _fields(SweepSettings, skip=("seed",)) + config
     return (
         HEADER
-        + entry_point("main", "entrypoints/train.py", config)
-        + entry_point("train", "entrypoints/train.py", config)
+        + entry_point("main", "entrypoints/train.py", config, (RESUME,))
+        + entry_point("train", "entrypoints/train.py", config, (RESUME,))
         + entry_point("sweep", "entrypoints/sweep.py", sweep)
     )
 

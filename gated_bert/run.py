@@ -182,6 +182,7 @@ def _record_start(config: GatedBertConfig, given: GatedBertConfig, paths, resume
         return
     done = checkpoint.read_state(resume.checkpoint) if resume.checkpoint else None
     tracking.set_tags({RESUMED_TAG: str(done.epoch if done else 0), **process})
+    tracking.point_launched_run_to(resume.run_id)
     logged = set(tracking.metric_history(resume.run_id, names.TRAIN_LOSS))
     for row in done.rows if done else []:
         if int(row[names.EPOCH]) not in logged:  # committed to the checkpoint, killed before logging

@@ -64,7 +64,7 @@ def _isolated_cache(tmp_path_factory, tmp_path, monkeypatch):
     # and the working tree is unchanged after the suite.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GATED_BERT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    for name in ("BENCHMARK_EPOCHS", "VERBOSE", "GLUE_DIR", "MLFLOW_RUN_ID"):
+    for name in ("BENCHMARK_EPOCHS", "VERBOSE", "GLUE_DIR", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -150,5 +150,6 @@ MICRO_FLAGS = [
 def cli_env(tracking_uri: str) -> dict[str, str]:
     """Environment of a gated-bert subprocess: its own tracking store, quiet TF, no inherited run."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_RUN_ID", None)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)  # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID
     return env

@@ -167,7 +167,8 @@ def test_mlproject_cli_and_config_agree():
     project = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
     config_fields = [f.name for f in dataclasses.fields(GatedBertConfig)]
     settings_fields = [f.name for f in dataclasses.fields(SweepSettings) if f.name != "seed"]
-    assert list(project["train"]["parameters"]) == config_fields
+    assert list(project["train"]["parameters"]) == [*config_fields, "resume"]
+    assert "--resume {resume}" in project["train"]["command"]
     assert project["main"] == project["train"]
     assert list(project["sweep"]["parameters"]) == settings_fields + config_fields
     train_options = {p.name: p for p in cli.commands["train"].params if not p.hidden}

@@ -217,3 +217,50 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
     assert sorted(
         m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
     ) == [1]
+
+
+@pytest.mark.slow
+def test_mlflow_run_resume_parameter_continues_the_run(sst2_dir, tmp_path, monkeypatch):
+    """`mlflow run . -e train -P resume=ID` (every other parameter at its MLproject default)."""
+    from gated_bert.run import train
+    from gated_bert.training import callbacks
+    from tests.conftest import REPO
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    original = callbacks.EpochCheckpoint.on_epoch_end
+
+    def killed_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == 2:
+            raise KeyboardInterrupt  # as Ctrl-C right after epoch 2's checkpoint
+
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
+    config = micro_config(
+        data_dir=str(sst2_dir), epochs=3, output_root=str(tmp_path / "out"), experiment_name="cut",
+        pruning_method="magnitude", end_sparsity=0.5, pruning_start_epoch=1, pruning_end_epoch=3,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    (cut,) = mlflow.search_runs(experiment_names=["cut"], output_format="list")
+    assert cut.info.status == "KILLED"
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = ["mlflow", "run", str(REPO), "-e", "train", "--env-manager", "local"]
+    bad = [*command, "-P", f"resume={cut.info.run_id}", "-P", "epochs=9"]
+    done = subprocess.run(bad, cwd=elsewhere, env=cli_env(uri), capture_output=True, text=True)
+    assert done.returncode != 0 and "--epochs 9 differs from the run's 3" in done.stderr
+    command += ["--experiment-name", "launcher", "-P", f"resume={cut.info.run_id}"]
+    done = subprocess.run(command, cwd=elsewhere, env=cli_env(uri), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    run = mlflow.get_run(cut.info.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["resumed_from_epoch"] == "2"
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert run.data.metrics["final_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    (launched,) = mlflow.search_runs(experiment_names=["launcher"], output_format="list")
+    assert launched.data.tags["gated_bert.resumes"] == cut.info.run_id
+    assert not [m for m in launched.data.metrics if m.startswith("final_")]

@@ -121,6 +121,21 @@ def start_run(
             mlflow.end_run(status="FINISHED")
 
 
+RESUMES_TAG = "gated_bert.resumes"
+
+
+def point_launched_run_to(resumed_run_id: str) -> None:
+    """Under `mlflow run -P resume=ID`, MLflow has created a new run before our code ran: tag it
+    and note that the training continues in run `resumed_run_id` (MLflow ends it itself)."""
+    launched = os.environ.get("MLFLOW_RUN_ID")
+    if not launched or launched == resumed_run_id:
+        return
+    note = f"This `mlflow run` resumed run {resumed_run_id}: its epochs, metrics and model are logged there."
+    client = mlflow.MlflowClient()
+    client.set_tag(launched, RESUMES_TAG, resumed_run_id)
+    client.set_tag(launched, "mlflow.note.content", note)
+
+
 def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
     launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
     if parent_run_id:

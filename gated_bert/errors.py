@@ -15,3 +15,13 @@ class ConfigError(GatedBertError):
 
 class DataError(GatedBertError):
     """A data source is missing, unreachable or malformed."""
+
+
+def redact(url: str) -> str:
+    """A URL without its password (safe to print and log)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

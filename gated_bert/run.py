@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from gated_bert import metric_names as names
-from gated_bert.errors import DataError
 from gated_bert.config import GatedBertConfig
+from gated_bert.errors import DataError
 
 log = logging.getLogger("gated_bert")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -119,10 +119,7 @@ def train(
     given, config = config, with_tokenizer_vocab(config, prepared)  # what is logged is what is built
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
-    paths = resume.paths if resume else reporting.RunPaths.for_config(config, _timestamp())
-    paths.make_dirs()
-    if resume is None:
-        _keep_tokenizer(prepared.tokenizer, paths)
+    paths = _run_folders(config, prepared, resume)
     run_name = run_name or f"{config.method_name}_{config.task}"
     all_tags = _run_tags(config, tags)
     opened = (config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on)
@@ -143,6 +140,18 @@ def train(
         _log_results(config, paths, files, figures)
         log.info("finished: %s; results in %s", final, paths.results_dir)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _run_folders(config: GatedBertConfig, prepared, resume: Resumption | None):
+    """The run's folders, made once the tracking store answers; a new run keeps its tokenizer."""
+    from gated_bert import reporting, tracking
+
+    paths = resume.paths if resume else reporting.RunPaths.for_config(config, _timestamp())
+    tracking.check_tracking_store()  # before any folder is made
+    paths.make_dirs()
+    if resume is None:
+        _keep_tokenizer(prepared.tokenizer, paths)
+    return paths
 
 
 def _keep_tokenizer(tokenizer, paths) -> None:

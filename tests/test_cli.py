@@ -76,6 +76,14 @@ def _ragged(root):
     (root / "SST-2" / "train.tsv").write_text("sentence\tlabel\na\t1\nb\t0\tx\n")
 
 
+def _with(relative: str, content: bytes):
+    def setup(root):
+        write_sst2(root)
+        (root / relative).write_bytes(content)
+
+    return setup
+
+
 DATA_CASES = [
     (lambda root: None, ["--data-dir", "{root}/missing"], "data directory '{root}/missing' does not exist"),
     (lambda root: root.mkdir(exist_ok=True), ["--data-dir", "{root}"], "no SST-2/ folder in '{root}'"),
@@ -91,6 +99,36 @@ DATA_CASES = [
         lambda root: write_sst2(root),
         ["--data-dir", "{root}", "--tokenizer", "{root}/tok.json"],
         "tokenizer file '{root}/tok.json' does not exist",
+    ),
+    (
+        _with("tok.json", b'{"not": "a tokenizer"}'),
+        ["--data-dir", "{root}", "--tokenizer", "{root}/tok.json"],
+        "cannot read tokenizer '{root}/tok.json'",
+    ),
+    (
+        _with("vocab.txt", b"hello\nworld\n"),
+        ["--data-dir", "{root}", "--tokenizer", "{root}/vocab.txt"],
+        "cannot read tokenizer vocabulary '{root}/vocab.txt' (sep_token not found in the vocabulary)",
+    ),
+    (
+        _with("vocab.txt", b"\xff\xfe\x00"),
+        ["--data-dir", "{root}", "--tokenizer", "{root}/vocab.txt"],
+        "cannot read tokenizer vocabulary '{root}/vocab.txt'",
+    ),
+    (
+        _with("afile", b"x"),
+        ["--data-dir", "{root}/afile"],
+        "data directory '{root}/afile' is a file, not a folder",
+    ),
+    (
+        _with("SST-2/train.tsv", b"text\tlabel\nhello\t1\n"),
+        ["--data-dir", "{root}"],
+        "lacks column(s) ['sentence'] for sst2; header has ['text', 'label']",
+    ),
+    (
+        _with("SST-2/dev.tsv", b"\xff\xfe\x00bad"),
+        ["--data-dir", "{root}"],
+        "dev.tsv' is not UTF-8 text",
     ),
 ]
 
@@ -244,6 +282,36 @@ def test_storage_without_driver_or_server_names_the_url_without_password(tmp_pat
     err = [line for line in err.splitlines() if line.startswith("Error")]
     assert code == 2 and len(err) == 1
     assert "--storage postgresql://gb:***@127.0.0.1:1/optuna" in err[0] and "s3cret" not in err[0]
+
+
+STORE_CASES = [
+    ("http://gb:s3cret@127.0.0.1:9", "cannot reach the MLflow tracking server http://gb:***@127.0.0.1:9"),
+    (
+        "postgresql://gb:s3cret@127.0.0.1:9/mlflow",
+        "cannot open the MLflow tracking store postgresql://gb:***@",
+    ),
+    ("foo://bar", "cannot open the MLflow tracking store foo://bar"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "experiments"])
+@pytest.mark.parametrize("uri, message", STORE_CASES, ids=["http", "postgresql", "scheme"])
+def test_unusable_tracking_store_is_one_line_exit_2_within_seconds(
+    command, uri, message, tmp_path, capsys, monkeypatch
+):
+    import time
+
+    glue = write_sst2(tmp_path / "glue")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "out"
+    argv = [command, "--data-dir", str(glue), "--output-root", str(out), "--epochs", "2"]
+    started = time.time()
+    code, err = _run_main(argv, capsys)
+    err = [line for line in err.splitlines() if line.startswith("Error")]
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert "s3cret" not in err[0]
+    assert time.time() - started < 60  # MLflow alone retries for minutes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["glue"]  # no output, no journal, no store
 
 
 def test_stale_runs_are_listed_and_marked_killed(tmp_path, capsys, monkeypatch):

@@ -46,8 +46,9 @@ def _latest_state(root, method):
         state = {k: arrays[k] for k in arrays.files}
     with h5py.File(folders[-1] / checkpoint.WEIGHTS) as weights:
         weights.visititems(
-            lambda name, item: state.update({f"weights/{name}": item[()]})
-            if isinstance(item, h5py.Dataset) else None
+            lambda name, item: (
+                state.update({f"weights/{name}": item[()]}) if isinstance(item, h5py.Dataset) else None
+            )
         )
     return folders[-1].name, state
 
@@ -238,8 +239,14 @@ def test_mlflow_run_resume_parameter_continues_the_run(sst2_dir, tmp_path, monke
 
     monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
     config = micro_config(
-        data_dir=str(sst2_dir), epochs=3, output_root=str(tmp_path / "out"), experiment_name="cut",
-        pruning_method="magnitude", end_sparsity=0.5, pruning_start_epoch=1, pruning_end_epoch=3,
+        data_dir=str(sst2_dir),
+        epochs=3,
+        output_root=str(tmp_path / "out"),
+        experiment_name="cut",
+        pruning_method="magnitude",
+        end_sparsity=0.5,
+        pruning_start_epoch=1,
+        pruning_end_epoch=3,
     )
     with pytest.raises(KeyboardInterrupt):
         train(config)

@@ -76,8 +76,9 @@ def load_task(
 # ------------------------------------------------------------------ local TSV
 def _load_local(task: Task, data_dir: Path) -> TaskData:
     if not data_dir.is_dir():
+        problem = "is a file, not a folder" if data_dir.exists() else "does not exist"
         raise DataError(
-            f"data directory {str(data_dir)!r} does not exist; pass --data-dir pointing at a "
+            f"data directory {str(data_dir)!r} {problem}; pass --data-dir pointing at a "
             f"GLUE folder that contains {task.glue_dir}/"
         )
     task_dir = data_dir / task.glue_dir

@@ -80,7 +80,13 @@ def load_tokenizer(spec: str, vocab_size: int | None) -> Tokenizer:
     if path.suffix == ".txt" or path.name == "vocab.txt":
         if not path.is_file():
             raise DataError(f"tokenizer vocabulary {spec!r} does not exist; pass an existing vocab.txt")
-        tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)._tokenizer
+        try:
+            tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)._tokenizer
+        except Exception as err:  # not a BERT vocabulary: missing [SEP]/[CLS], not text, ...
+            raise DataError(
+                f"cannot read tokenizer vocabulary {spec!r} ({err}); pass a BERT vocab.txt with one "
+                "token per line and the [PAD] [UNK] [CLS] [SEP] [MASK] tokens"
+            ) from None
     elif path.suffix == ".json":
         if not path.is_file():
             raise DataError(f"tokenizer file {spec!r} does not exist; pass an existing tokenizer.json")

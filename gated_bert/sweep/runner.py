@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gated_bert import stores
 from gated_bert.config import GatedBertConfig
-from gated_bert.errors import ConfigError
+from gated_bert.errors import ConfigError, redact
 from gated_bert.sweep.supervisor import run_workers
 from gated_bert.workers import cpu_share, worker_environment
 
@@ -88,16 +89,6 @@ def default_storage_path() -> Path:
     return folder / "optuna_journal.log"
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password (safe to print and log)."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-
-
 def make_storage(spec: str):
     """An Optuna storage: an RDB URL as is, anything else a journal file path.
 
@@ -109,17 +100,16 @@ def make_storage(spec: str):
 
     if "://" not in spec:
         return optuna.storages.JournalStorage(JournalFileBackend(spec))
-    try:
-        return optuna.storages.RDBStorage(spec)
-    except ImportError as err:
-        hint = ' pip install -e ".[postgres]"' if spec.startswith("postgres") else " install its driver"
-        raise ConfigError(f"--storage {redact(spec)}: no database driver ({err}); to use it:{hint}") from None
-    except Exception as err:  # sqlalchemy's OperationalError and kin: server down, bad credentials
-        reason = " ".join(str(err).split())[:160].replace(spec, redact(spec))
-        raise ConfigError(
-            f"--storage {redact(spec)}: cannot open the database ({type(err).__name__}: {reason}); "
-            "check that the server is up and the URL is right"
-        ) from None
+    problem = stores.database_problem(spec)
+    if problem is None:
+        try:
+            return optuna.storages.RDBStorage(spec)
+        except Exception as err:  # a database Optuna cannot use
+            problem = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}".replace(spec, redact(spec))
+    raise ConfigError(
+        f"--storage {redact(spec)}: cannot open the database ({problem}); check that the server is up "
+        "and the URL is right"
+    )
 
 
 def make_sampler(settings: SweepSettings, worker: int):
@@ -193,6 +183,7 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
     from gated_bert.sweep import report
 
     _check_inputs(base, settings)
+    tracking.check_tracking_store()  # before the study's storage is written
     storage = settings.storage or str(default_storage_path())
     study = _create_study(base, settings, storage)
     shown = redact(storage)  # what is logged and printed: never a password

@@ -17,6 +17,7 @@ from gated_bert.tracking.children import (
 from gated_bert.tracking.models import MODEL_NAME, log_model
 from gated_bert.tracking.runs import (
     absolute_tracking_uri,
+    check_tracking_store,
     log_artifacts,
     log_config,
     log_epoch,
@@ -44,6 +45,7 @@ __all__ = [
     "MODEL_NAME",
     "RunInfo",
     "absolute_tracking_uri",
+    "check_tracking_store",
     "child_run_ids",
     "child_runs",
     "end_trial_runs",

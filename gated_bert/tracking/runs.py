@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow
 
 from gated_bert.config import GatedBertConfig
+from gated_bert.errors import DataError, redact
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -37,6 +38,34 @@ def absolute_tracking_uri(uri: str | None = None) -> str:
     if path is not None and not path.is_absolute():
         return SQLITE_PREFIX + str(path.resolve())
     return uri
+
+
+def check_tracking_store(uri: str | None = None) -> None:
+    """Raise DataError, in seconds, if the tracking store cannot be used: an http(s) server that
+    does not answer (MLflow itself would retry for minutes), a database without its driver or
+    server, an unknown scheme."""
+    from gated_bert import stores
+
+    uri = uri or mlflow.get_tracking_uri()
+    fix = "or set MLFLOW_TRACKING_URI to a reachable store (or sqlite:///mlflow.db)"
+    if uri.startswith(("http://", "https://")):
+        problem = stores.http_problem(uri)
+        if problem is not None:
+            raise DataError(
+                f"cannot reach the MLflow tracking server {redact(uri)} ({problem}); "
+                f"start it (mlflow server --host 127.0.0.1) {fix}"
+            )
+        return
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        return  # a local file: MLflow creates it with the run
+    problem = stores.database_problem(uri) if stores.is_database_server(uri) else None
+    if problem is None:
+        try:
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as err:  # an unknown scheme, a database MLflow cannot use
+            problem = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}".replace(uri, redact(uri))
+    if problem is not None:
+        raise DataError(f"cannot open the MLflow tracking store {redact(uri)} ({problem}); fix it {fix}")
 
 
 def use_tracking_uri(uri: str) -> None:
@@ -99,6 +128,7 @@ def start_run(
     `experiment_id`. Exceptions in `finished_on` (e.g. a pruned trial) end the
     run FINISHED and propagate.
     """
+    check_tracking_store()
     tags = dict(tags or {})
     before = mlflow.active_run()
     with _interrupt_watch() as interrupted:

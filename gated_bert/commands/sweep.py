@@ -29,3 +29,29 @@ def sweep(**values):
         f"sweep run {result.parent_run_id}: study {result.study_name} in {result.storage}; "
         f"trials {result.states}; best value {result.best_value} with {result.best_params}"
     )
+
+
+@click.command("sweep-report")
+@click.option(
+    "--study-name",
+    default=SweepSettings.__dataclass_fields__["study_name"].default,
+    show_default=True,
+    help="The study whose parent run to refresh.",
+)
+@click.option(
+    "--storage", default=None, help="Its Optuna storage (default: the sweep's default journal file)."
+)
+def sweep_report(study_name, storage):
+    """Refresh a sweep's MLflow parent run: best value and params, trials CSV, Optuna plots."""
+    import optuna
+
+    from gated_bert.run import configure_logging
+    from gated_bert.sweep.runner import refresh_report
+
+    configure_logging(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parent_run_id, (best_value, best_params, states) = refresh_report(study_name, storage)
+    click.echo(
+        f"sweep run {parent_run_id}: study {study_name}; trials {states}; "
+        f"best value {best_value} with {best_params}"
+    )

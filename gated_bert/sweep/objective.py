@@ -23,26 +23,32 @@ class Objective:
         settings: the sweep's settings (search space file).
         parent_run_id: MLflow parent run of the sweep.
         experiment_id: its experiment.
+        invocation: the `gated-bert sweep` invocation that runs the trial (a tag on its run).
     """
 
-    def __init__(self, base: GatedBertConfig, settings, parent_run_id: str, experiment_id: str):
+    def __init__(
+        self, base: GatedBertConfig, settings, parent_run_id: str, experiment_id: str, invocation: str = ""
+    ):
         self.base = base
         self.space = load_space(settings.search_space, base.epochs)
         self.study_name = settings.study_name
         self.parent_run_id = parent_run_id
         self.experiment_id = experiment_id
         self.metric = f"eval_{TASKS[base.task].main_metric}"
+        self.invocation = invocation
 
     def __call__(self, trial: optuna.Trial) -> float:
         import os
 
         from gated_bert import tracking
         from gated_bert.run import train
+        from gated_bert.sweep import runner
         from gated_bert.sweep.supervisor import WORKER_PID
 
         trial.set_user_attr(WORKER_PID, os.getpid())  # the parent retries the trial if this process dies
         config = suggest_config(trial, self.space, self.base)
         tags = {"optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)}
+        run_tags = {**tags, runner.INVOCATION_TAG: self.invocation}
 
         def report(row):
             value = row.get(self.metric, float("nan"))
@@ -57,7 +63,7 @@ class Objective:
             result = train(
                 config,
                 run_name=f"trial_{trial.number}",
-                tags=tags,
+                tags=run_tags,
                 on_epoch_end=report,
                 parent_run_id=self.parent_run_id,
                 experiment_id=self.experiment_id,

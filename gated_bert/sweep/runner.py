@@ -25,6 +25,9 @@ from gated_bert.workers import cpu_share, worker_environment
 
 log = logging.getLogger("gated_bert")
 SAMPLERS = ("tpe", "random")
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the sweep's one MLflow parent run
+JOIN_WAIT_SECONDS = 60
+INVOCATION_TAG = "gated_bert.sweep_invocation"  # trial runs: which invocation ran them
 PRUNERS = ("median", "hyperband", "none")
 
 
@@ -142,6 +145,7 @@ class WorkerJob:
     tracking_uri: str
     parent_run_id: str
     experiment_id: str
+    invocation: str = ""
 
 
 def worker_main(job: WorkerJob) -> None:
@@ -166,7 +170,7 @@ def worker_main(job: WorkerJob) -> None:
     )
     from gated_bert.sweep.objective import Objective
 
-    objective = Objective(base, job.settings, job.parent_run_id, job.experiment_id)
+    objective = Objective(base, job.settings, job.parent_run_id, job.experiment_id, job.invocation)
     study.optimize(objective, n_trials=job.n_trials, timeout=job.settings.timeout, catch=(Exception,))
 
 
@@ -176,23 +180,34 @@ def _split(total: int, parts: int) -> list[int]:
 
 # ------------------------------------------------------------------- parent
 def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
-    """Run the study; returns where it is and what it found."""
-    import optuna
+    """Run this invocation's `n_trials` trials of the study; returns where it is and what it found.
+
+    Several invocations (other machines, a re-run after a crash) share one study and one
+    MLflow parent run: the invocation that creates the study opens the parent run and records
+    its id in the study; the others find it there and log their trials under it.
+    """
+    import uuid
 
     from gated_bert import tracking
-    from gated_bert.sweep import report
 
     _check_inputs(base, settings)
     tracking.check_tracking_store()  # before the study's storage is written
     storage = settings.storage or str(default_storage_path())
-    study = _create_study(base, settings, storage)
+    study, created = _claim_study(base, settings, storage)
     shown = redact(storage)  # what is logged and printed: never a password
+    parent_id = None if created else _study_parent(study, settings, storage)
     tags = {"optuna.study_name": settings.study_name, "optuna.storage": shown, "sweep": "parent"}
-    with tracking.start_run(base, run_name=f"sweep_{settings.study_name}", tags=tags) as parent:
-        tracking.log_config(base)
-        tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items() if k != "storage"})
-        tracking.log_params({"sweep.storage": shown})
-        jobs = _worker_jobs(base, settings, storage, parent.info.run_id, parent.info.experiment_id)
+    name = f"sweep_{settings.study_name}"
+    with tracking.start_run(base, run_name=name, tags=tags, resume_run_id=parent_id) as parent:
+        if parent_id is None:
+            tracking.log_config(base)
+            tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items() if k != "storage"})
+            tracking.log_params({"sweep.storage": shown})
+            study.set_user_attr(PARENT_RUN_ATTR, parent.info.run_id)
+        else:
+            tracking.point_launched_run_to(parent_id)
+        invocation = uuid.uuid4().hex
+        jobs = _worker_jobs(base, settings, storage, parent.info, invocation)
         log.info(
             "study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
             settings.study_name,
@@ -205,11 +220,85 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
         try:
             run_workers(jobs, worker_main)
         except KeyboardInterrupt:
-            tracking.kill_running_children(parent.info.run_id)
+            tracking.kill_running_children(parent.info.run_id, {INVOCATION_TAG: invocation})
             raise
+        best_value, best_params, states = log_report(settings.study_name, storage)
+    return SweepResult(parent.info.run_id, settings.study_name, shown, best_value, best_params, states)
+
+
+def log_report(study_name: str, storage: str) -> tuple:
+    """Log the study's summary (best value and params, trials CSV, plots) to the active run."""
+    import optuna
+
+    from gated_bert.sweep import report
+
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    return report.log_study(study, redact(storage))
+
+
+def refresh_report(study_name: str, storage: str | None) -> tuple[str, tuple]:
+    """Log study `study_name`'s summary to its parent run again: (parent run id, summary)."""
+    import optuna
+
+    from gated_bert import tracking
+
+    tracking.check_tracking_store()
+    storage = storage or str(default_storage_path())
+    try:
+        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    except KeyError:
+        raise ConfigError(
+            f"no study {study_name!r} in {redact(storage)}; check --study-name and --storage"
+        ) from None
+    parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent_id is None or not tracking.run_exists(parent_id):
+        raise ConfigError(
+            f"study {study_name!r} has no MLflow parent run in {tracking.absolute_tracking_uri()}; "
+            "check MLFLOW_TRACKING_URI"
+        )
+    with tracking.start_run(None, resume_run_id=parent_id):
+        return parent_id, log_report(study_name, storage)
+
+
+def _claim_study(base: GatedBertConfig, settings: SweepSettings, storage: str):
+    """Create the study, or load it if it exists: (study, whether this invocation created it).
+
+    The storage decides who creates it, so two invocations starting together never both do.
+    """
+    import optuna
+
+    from gated_bert.tasks import TASKS
+
+    try:
+        study = optuna.create_study(
+            study_name=settings.study_name,
+            storage=make_storage(storage),
+            direction=TASKS[base.task].direction,
+        )
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=settings.study_name, storage=make_storage(storage)), False
+
+
+def _study_parent(study, settings: SweepSettings, storage: str) -> str | None:
+    """The parent run recorded in an existing study; a study created a moment ago by another
+    invocation gets it within seconds. None: open a new parent run (a study of an older version)."""
+    import time
+
+    import optuna
+
+    from gated_bert import tracking
+
+    deadline = time.time() + JOIN_WAIT_SECONDS
+    while True:
+        run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+        if run_id is not None and tracking.run_exists(run_id):
+            return run_id
+        if study.trials or time.time() > deadline:
+            log.warning("study %s has no MLflow parent run; opening one", settings.study_name)
+            return None
+        time.sleep(0.5)
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
-        result = report.log_study(study, shown)
-    return SweepResult(parent.info.run_id, settings.study_name, shown, *result)
 
 
 def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:
@@ -221,21 +310,8 @@ def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:
     load_task(base.task, base.data_dir)
 
 
-def _create_study(base: GatedBertConfig, settings: SweepSettings, storage: str):
-    """Create (or continue) the study once, before any worker starts."""
-    import optuna
-
-    from gated_bert.tasks import TASKS
-
-    return optuna.create_study(
-        study_name=settings.study_name,
-        storage=make_storage(storage),
-        direction=TASKS[base.task].direction,
-        load_if_exists=True,
-    )
-
-
-def _worker_jobs(base, settings: SweepSettings, storage: str, parent_run_id: str, experiment_id: str):
+def _worker_jobs(base, settings: SweepSettings, storage: str, parent, invocation: str):
+    """One job per worker process; `parent` is the parent run's info."""
     from gated_bert import tracking
 
     workers = min(settings.n_jobs, settings.n_trials)
@@ -249,8 +325,9 @@ def _worker_jobs(base, settings: SweepSettings, storage: str, parent_run_id: str
             i,
             cpu_share(workers),
             uri,
-            parent_run_id,
-            experiment_id,
+            parent.run_id,
+            parent.experiment_id,
+            invocation,
         )
         for i, n in enumerate(_split(settings.n_trials, workers))
     ]

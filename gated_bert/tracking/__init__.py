@@ -37,6 +37,7 @@ from gated_bert.tracking.search import (
     load_text,
     mark_killed,
     metric_history,
+    run_exists,
     run_info,
     running_runs,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "point_launched_run_to",
     "running_runs",
     "metric_history",
+    "run_exists",
     "run_info",
     "set_tags",
     "sqlite_path",

@@ -21,11 +21,13 @@ def child_run_ids(parent_run_id: str, status: str | None = None) -> list[str]:
     return [r.info.run_id for r in child_runs(parent_run_id) if status is None or r.info.status == status]
 
 
-def kill_running_children(parent_run_id: str) -> None:
-    """A child process killed hard cannot end its run: mark what is still RUNNING as KILLED."""
+def kill_running_children(parent_run_id: str, only_tags: dict[str, str] | None = None) -> None:
+    """A child process killed hard cannot end its run: mark what is still RUNNING as KILLED
+    (only the children carrying `only_tags`, if given: another invocation's stay running)."""
     client = mlflow.MlflowClient()
     for run in child_runs(parent_run_id):
-        if run.info.status == "RUNNING":
+        mine = all(run.data.tags.get(k) == v for k, v in (only_tags or {}).items())
+        if run.info.status == "RUNNING" and mine:
             client.set_terminated(run.info.run_id, status="KILLED")
 
 

@@ -19,6 +19,14 @@ class RunInfo:
     start_time: int = 0  # ms since the epoch
 
 
+def run_exists(run_id: str) -> bool:
+    """Whether the tracking store has run `run_id` (not deleted)."""
+    try:
+        return mlflow.MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
 def run_info(run_id: str) -> RunInfo:
     """What the tracking store holds of run `run_id`; an unknown id raises DataError."""
     try:

@@ -64,7 +64,7 @@ def test_parallel_sweep_on_real_sst2(glue_dir, tracking):
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
-    assert float(parent.data.params["best.spt_epsilon"]) == pytest.approx(study.best_params["spt_epsilon"])
+    assert float(parent.data.tags["best.spt_epsilon"]) == pytest.approx(study.best_params["spt_epsilon"])
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id, "sweep")}
     assert {
         "sweep/trials.csv",

@@ -11,6 +11,17 @@ from gated_bert.sweep.search_space import load_space, suggest_config
 from gated_bert.tasks import TASKS
 
 
+def failure_reason(err: BaseException) -> str:
+    """Why a trial failed, in one line; a lost database connection says so (Optuna's own
+    message for it speaks of invalid data)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if type(cause).__name__ == "OperationalError":
+            return f"lost the connection to the study's database ({' '.join(str(cause).split())[:300]})"
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
 class TrialFailed(RuntimeError):
     """The trial's final metric is missing or not finite."""
 
@@ -73,7 +84,7 @@ class Objective:
             tracking.tag_trial_run(self.experiment_id, tags, "PRUNED")
             raise
         except BaseException as err:
-            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+            reason = failure_reason(err)
             trial.set_user_attr("fail_reason", reason[:500])
             tracking.tag_trial_run(self.experiment_id, tags, "FAIL", reason)
             raise

@@ -52,9 +52,9 @@ def log_study(study: optuna.Study, storage: str):
         best = study.best_trial
         best_value, best_params = best.value, dict(best.params)
         tracking.log_metrics({"best_value": best.value})
-        tracking.log_params({f"best.{k}": v for k, v in best.params.items()})
-        tracking.set_tags(
+        tracking.set_tags(  # tags, not params: a later invocation may find a better trial
             {
+                **{f"best.{k}": str(v) for k, v in best.params.items()},
                 "best_trial_number": str(best.number),
                 "best_trial_run_id": str(best.user_attrs.get("mlflow_run_id", "")),
             }

@@ -106,13 +106,30 @@ def make_storage(spec: str):
     problem = stores.database_problem(spec)
     if problem is None:
         try:
-            return optuna.storages.RDBStorage(spec)
+            return _rdb_storage(spec)
         except Exception as err:  # a database Optuna cannot use
             problem = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}".replace(spec, redact(spec))
     raise ConfigError(
         f"--storage {redact(spec)}: cannot open the database ({problem}); check that the server is up "
         "and the URL is right"
     )
+
+
+def _rdb_storage(spec: str, attempts: int = 5):
+    """Optuna's RDB storage; two machines creating its tables in an empty database at once
+    collide (a duplicate key or table): the loser waits a moment and finds them made."""
+    import time
+
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(spec)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
 
 
 def make_sampler(settings: SweepSettings, worker: int):

@@ -314,6 +314,24 @@ def test_unusable_tracking_store_is_one_line_exit_2_within_seconds(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["glue"]  # no output, no journal, no store
 
 
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ("{tmp}/no/such/folder/journal.log", "folder '{tmp}/no/such/folder' does not exist"),
+        ("postgresql:/nohost", "does not exist; give a journal file in an existing folder or a database URL"),
+        ("nosuchdb://x/y", "--storage nosuchdb://x/y: cannot open the database (NoSuchModuleError"),
+    ],
+)
+def test_bad_storage_is_one_line_exit_2(storage, message, tmp_path, capsys, monkeypatch):
+    glue = write_sst2(tmp_path / "glue")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
+    argv = ["sweep", "--storage", storage.format(tmp=tmp_path), "--data-dir", str(glue), "--epochs", "2"]
+    code, err = _run_main([*argv, "--output-root", str(tmp_path / "out")], capsys)
+    err = [line for line in err.splitlines() if line.startswith("Error")]
+    assert code == 2 and len(err) == 1 and message.format(tmp=tmp_path) in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["glue"]
+
+
 def test_stale_runs_are_listed_and_marked_killed(tmp_path, capsys, monkeypatch):
     import subprocess as sp
 

@@ -102,7 +102,19 @@ def make_storage(spec: str):
     from optuna.storages.journal import JournalFileBackend
 
     if "://" not in spec:
-        return optuna.storages.JournalStorage(JournalFileBackend(spec))
+        folder = Path(spec).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--storage {redact(spec)}: folder {str(folder)!r} does not exist; give a journal file "
+                "in an existing folder or a database URL such as postgresql://user:password@host/db"
+            )
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(spec))
+        except OSError as err:
+            raise ConfigError(
+                f"--storage {redact(spec)}: cannot write the journal file ({err.strerror or err}); "
+                "give a writable path"
+            ) from None
     problem = stores.database_problem(spec)
     if problem is None:
         try:

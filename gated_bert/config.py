@@ -167,6 +167,10 @@ class GatedBertConfig:
     # Outputs
     output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
     experiment_name: str | None = _help("MLflow experiment (default: the task name).", default=None)
+    register_model: str | None = _help(
+        "Register the run's model in the MLflow Model Registry under this name (default: not registered).",
+        default=None,
+    )
     verbose: int = _help("0 quiet, 1 progress bars, 2 debug logging (env VERBOSE).", default=1)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,6 @@ from gated_bert.config import GatedBertConfig
 from gated_bert.data.batching import EncodedSplit, sorted_eval
 from gated_bert.data.glue import Split
 from gated_bert.data.tokenizer import encode
-from gated_bert.metrics import predictions_from_outputs
 from gated_bert.tasks import TASKS, Task
 
 
@@ -29,11 +28,86 @@ def predict_outputs(classifier, tokenizer, text_a, text_b=None, batch_size: int 
     return unsorted
 
 
+MAX_TEXT_CHARS = 20_000  # a longer text is a request error (the model reads max_len tokens anyway)
+
+
+class InvalidInput(ValueError):
+    """A prediction request the model cannot answer; the message says what is wrong and how to fix it."""
+
+
+def output_columns(task: Task) -> list[tuple[str, str]]:
+    """(name, type) of the prediction columns: label id, label name and one probability per
+    class; `score` for regression (STS-B)."""
+    if task.is_regression:
+        return [("score", "double")]
+    probabilities = [(f"prob_{name}", "double") for name in task.label_names]
+    return [("label", "long"), ("label_name", "string"), *probabilities]
+
+
+def input_columns(task: Task) -> list[str]:
+    return [c for c in task.hub_columns if c]
+
+
+def example_input(task: Task) -> pd.DataFrame:
+    """Two rows of the request a served model takes (logged with the model)."""
+    texts = {
+        input_columns(task)[0]: ["a gripping, funny and moving film", "dull, and far too long"],
+    }
+    if task.is_pair:
+        texts[input_columns(task)[1]] = ["the film is good", "the film is short"]
+    return pd.DataFrame(texts)
+
+
+def validate_input(task: Task, frame) -> pd.DataFrame:
+    """The request as a DataFrame of non-empty text columns; anything else raises InvalidInput."""
+    needed = input_columns(task)
+    expected = f"send rows with the string column(s) {needed}"
+    try:
+        frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    except (ValueError, TypeError) as err:
+        raise InvalidInput(f"the input is not a table ({err}); {expected}") from None
+    if len(frame) == 0:
+        raise InvalidInput(f"the input has no rows; {expected}")
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise InvalidInput(f"missing column(s) {missing} (got {list(map(str, frame.columns))}); {expected}")
+    for column in needed:
+        for row, value in enumerate(frame[column].tolist()):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                raise InvalidInput(f"row {row}: column {column!r} is null; {expected}")
+            if not isinstance(value, str):
+                raise InvalidInput(
+                    f"row {row}: column {column!r} is {type(value).__name__}, not text; {expected}"
+                )
+            if len(value) > MAX_TEXT_CHARS:
+                raise InvalidInput(
+                    f"row {row}: column {column!r} has {len(value)} characters, more than {MAX_TEXT_CHARS}; "
+                    "shorten it"
+                )
+    return frame
+
+
+def prediction_frame(task: Task, outputs: np.ndarray) -> pd.DataFrame:
+    """Model outputs as the served columns (see `output_columns`)."""
+    from scipy.special import softmax
+
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if task.is_regression:
+        return pd.DataFrame({"score": outputs[:, 0]})
+    probabilities = softmax(outputs, axis=-1)
+    labels = probabilities.argmax(axis=-1).astype(np.int64)
+    frame = pd.DataFrame({"label": labels, "label_name": [task.label_names[i] for i in labels]})
+    for i, name in enumerate(task.label_names):
+        frame[f"prob_{name}"] = probabilities[:, i]
+    return frame
+
+
 class TextPredictor:
     """A saved run's model, tokenizer and config, answering DataFrames of text.
 
     Input columns are the task's hub columns (e.g. `sentence`, or `sentence1`
-    and `sentence2`). Output: class ids, or scores for stsb.
+    and `sentence2`). Output: a DataFrame with `label`, `label_name` and
+    `prob_<name>` per class, or `score` for stsb. A bad request raises InvalidInput.
     """
 
     def __init__(self, classifier, tokenizer, config: GatedBertConfig):
@@ -55,13 +129,13 @@ class TextPredictor:
         tokenizer = prepare(Tokenizer.from_file(str(tokenizer_path)), config.max_len)
         return cls(classifier, tokenizer, config)
 
-    def predict(self, frame) -> np.ndarray:
-        frame = pd.DataFrame(frame)
+    def predict(self, frame) -> pd.DataFrame:
+        frame = validate_input(self.task, frame)
         col_a, col_b = self.task.hub_columns
         outputs = predict_outputs(
             self.classifier,
             self.tokenizer,
-            frame[col_a].astype(str).tolist(),
-            frame[col_b].astype(str).tolist() if col_b else None,
+            frame[col_a].tolist(),
+            frame[col_b].tolist() if col_b else None,
         )
-        return predictions_from_outputs(self.task, outputs)
+        return prediction_frame(self.task, outputs)

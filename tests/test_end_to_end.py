@@ -112,7 +112,7 @@ from sklearn.metrics import accuracy_score
 mlflow.set_tracking_uri({uri!r})
 model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
 dev = pd.read_csv({str(glue_dir / "SST-2" / "dev.tsv")!r}, sep="\\t", quoting=csv.QUOTE_NONE).head(200)
-print(accuracy_score(dev["label"], model.predict(dev[["sentence"]])))
+print(accuracy_score(dev["label"], model.predict(dev[["sentence"]])["label"]))
 """
     loaded = subprocess.run(
         [sys.executable, "-c", script],

@@ -112,5 +112,11 @@ def test_saved_model_predicts_like_the_trained_one(trained, tmp_path):
     assert json.loads(saved.config.read_text()) == config.to_dict()
     predictor = TextPredictor.from_files(saved.model, saved.tokenizer, saved.config)
     predicted = predictor.predict(pd.DataFrame({"sentence": TEXTS}))
-    expected = predict_outputs(classifier, prepared.tokenizer, TEXTS).argmax(axis=-1)
-    np.testing.assert_array_equal(predicted, expected)
+    outputs = predict_outputs(classifier, prepared.tokenizer, TEXTS)
+    np.testing.assert_array_equal(predicted["label"], outputs.argmax(axis=-1))
+    assert list(predicted.columns) == ["label", "label_name", "prob_negative", "prob_positive"]
+    assert list(predicted["label_name"]) == [("negative", "positive")[i] for i in predicted["label"]]
+    probabilities = predicted[["prob_negative", "prob_positive"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
+    expected = np.exp(outputs) / np.exp(outputs).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5)

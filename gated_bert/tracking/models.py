@@ -12,6 +12,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 import gated_bert
+from gated_bert import inference
 from gated_bert.config import GatedBertConfig
 from gated_bert.tasks import TASKS
 from gated_bert.tracking.pyfunc import GatedBertPyfunc
@@ -42,10 +43,11 @@ def _quiet_model_logging():
 
 
 def log_model(model_path: Path, tokenizer_path: Path, config_path: Path, config: GatedBertConfig):
-    """Log the model under `model/` of the active run, with an explicit signature."""
+    """Log the model under `model/` of the active run, with an explicit signature and an input
+    example; registered as `config.register_model` if set."""
     task = TASKS[config.task]
-    inputs = Schema([ColSpec("string", c) for c in task.hub_columns if c])
-    outputs = Schema([ColSpec("double" if task.is_regression else "long")])
+    inputs = Schema([ColSpec("string", c) for c in inference.input_columns(task)])
+    outputs = Schema([ColSpec(kind, name) for name, kind in inference.output_columns(task)])
     package_dir = Path(gated_bert.__file__).parent
     with _quiet_model_logging():
         return mlflow.pyfunc.log_model(
@@ -59,4 +61,6 @@ def log_model(model_path: Path, tokenizer_path: Path, config_path: Path, config:
             code_paths=[str(package_dir)],
             pip_requirements=REQUIREMENTS,
             signature=ModelSignature(inputs=inputs, outputs=outputs),
+            input_example=inference.example_input(task),
+            registered_model_name=config.register_model,
         )

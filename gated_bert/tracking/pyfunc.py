@@ -11,7 +11,8 @@ import mlflow
 with warnings.catch_warnings(record=True):
 
     class GatedBertPyfunc(mlflow.pyfunc.PythonModel):
-        """Serves a trained classifier on text: DataFrame of text columns -> predictions."""
+        """Serves a trained classifier on text: DataFrame of text columns -> label, label name and
+        class probabilities (score for STS-B); a bad request is an MlflowException (HTTP 400)."""
 
         def load_context(self, context):
             from gated_bert.inference import TextPredictor
@@ -21,4 +22,12 @@ with warnings.catch_warnings(record=True):
             )
 
         def predict(self, context, model_input, params=None):
-            return self.predictor.predict(model_input)
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+            from gated_bert.inference import InvalidInput
+
+            try:
+                return self.predictor.predict(model_input)
+            except InvalidInput as err:  # served: HTTP 400 with the message, not a 500
+                raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None

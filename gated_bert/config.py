@@ -18,6 +18,7 @@ from typing import Any
 
 from gated_bert.errors import ConfigError
 from gated_bert.pruning import methods
+from gated_bert.pruning.groups import GRANULARITIES
 from gated_bert.pruning.schedules import EPOCH_SCHEDULE_KINDS
 from gated_bert.tasks import TASKS
 
@@ -149,6 +150,11 @@ class GatedBertConfig:
         "per_layer, global or auto (auto: per_layer for magnitude/movement, global for spt).",
         default="auto",
     )
+    pruning_granularity: str = _help(
+        "weight (single weights), neuron (whole FFN units), head (whole attention heads) or structured "
+        "(heads and neurons, each reaching the target).",
+        default="weight",
+    )
     spt_epsilon: float | None = _help(
         "SPT exploration rate (default by size: tiny 0.01, small 0.005, base 0.0025, large 0.001).",
         default=None,
@@ -192,6 +198,7 @@ class GatedBertConfig:
         _choice("pruning_method", self.pruning_method, PRUNING_METHODS)
         _choice("sparsity_schedule", self.sparsity_schedule, SPARSITY_SCHEDULES)
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
+        _choice("pruning_granularity", self.pruning_granularity, GRANULARITIES)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)

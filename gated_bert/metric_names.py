@@ -11,6 +11,7 @@ EVAL_LOSS = "eval_loss"
 SPARSITY = "sparsity"  # zero mask entries over all prunable (encoder kernel) weights
 SPARSITY_ALL_PARAMS = "sparsity_all_params"  # the same zeros over all model parameters
 TARGET_SPARSITY = "target_sparsity"
+GROUP_SPARSITY = "group_sparsity"  # group_sparsity/head, group_sparsity/neuron: share of whole groups removed
 LEARNING_RATE = "learning_rate"
 EPOCH_SECONDS = "epoch_seconds"
 EXAMPLES_PER_SECOND = "examples_per_second"

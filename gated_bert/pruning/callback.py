@@ -38,6 +38,8 @@ class PruningCallback(keras.callbacks.Callback):
             self._apply(schedule.sparsity_at(epoch + 1))
         if logs is not None:
             logs[names.TARGET_SPARSITY] = self.current_target
+            for kind, share in self.pruner.group_sparsity().items():
+                logs[f"{names.GROUP_SPARSITY}/{kind}"] = share
 
     def _apply(self, target: float) -> None:
         self.pruner.apply(target)

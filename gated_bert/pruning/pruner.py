@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.model import PrunableKernel, prunable_kernels
+from gated_bert.pruning import groups
 from gated_bert.pruning.masks import global_masks, mask_for
 from gated_bert.pruning.methods import PruningMethod, get_method, is_baseline
 from gated_bert.pruning.schedules import EpochSchedule, StepSchedule
@@ -28,6 +29,8 @@ class Pruner:
             raise ValueError("Pruner needs a pruning method; the baseline has none")
         self.config = config
         self.scope = config.effective_scope
+        self.granularity = config.pruning_granularity
+        self.num_heads = config.architecture().num_heads
         self.kernels: list[PrunableKernel] = prunable_kernels(model)
         self.method: PruningMethod = get_method(config.pruning_method)(config, self.kernels)
         self.step_schedule: StepSchedule | None = None
@@ -56,15 +59,30 @@ class Pruner:
         return self.config.pruning_start_epoch <= epoch <= self.config.pruning_end_epoch
 
     def apply(self, target_sparsity: float) -> None:
-        """Set every mask so that `target_sparsity` of the prunable weights are 0."""
+        """Set every mask so that `target_sparsity` of the prunable weights are 0 (of the groups
+        of each kind, with a structured granularity)."""
         importances = self.method.importances(self.scope)
-        if self.scope == "global":
+        if self.granularity != "weight":
+            masks = groups.structured_masks(
+                self.kernels,
+                importances,
+                target_sparsity,
+                self.granularity,
+                self.scope,
+                self.num_heads,
+                self.method.group_reduce,
+            )
+        elif self.scope == "global":
             masks = global_masks(importances, target_sparsity)
         else:
             masks = [mask_for(imp, target_sparsity) for imp in importances]
         for kernel, mask in zip(self.kernels, masks):
             kernel.layer.mask.assign(mask)
         self.zero_pruned_kernels()
+
+    def group_sparsity(self) -> dict[str, float]:
+        """Share of whole heads / neurons removed (empty with the weight granularity)."""
+        return groups.group_sparsity(self.kernels, self.granularity, self.num_heads)
 
     def zero_pruned_kernels(self) -> None:
         """Write exact zeros into pruned kernel entries (methods whose pruned weights stay pruned)."""

@@ -35,6 +35,8 @@ class PruningMethod:
         default_scope: "per_layer" or "global" (used when pruning_scope is auto).
         updates_by_step: with a linear/cubic schedule, masks update every
             `movement_pruning_frequency_steps` optimizer steps instead of per epoch.
+        group_reduce: how a head's or neuron's importance is made from its
+            weights' ("sum" or "l2"; see `pruning/groups.py`).
 
     Args:
         config: the run's configuration.
@@ -46,6 +48,7 @@ class PruningMethod:
     zeroes_pruned: ClassVar[bool] = True
     default_scope: ClassVar[str] = "per_layer"
     updates_by_step: ClassVar[bool] = False
+    group_reduce: ClassVar[str] = "sum"
 
     def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
         self.config = config

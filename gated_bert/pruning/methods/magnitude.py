@@ -18,6 +18,7 @@ def magnitude_importance(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 class Magnitude(PruningMethod):
     name = "magnitude"
+    group_reduce = "l2"  # a head's or neuron's weights' L2 norm
 
     def score(self, kernel) -> np.ndarray:
         return magnitude_importance(kernel.layer.kernel.numpy(), kernel.layer.mask.numpy())

@@ -12,12 +12,19 @@ At a mask update, weights are closed in this order (see `sort_keys`):
 already pruned, then probed with reward_ema <= 0 (removing them did not raise
 the loss), then never probed by |w|, then probed with reward_ema > 0. Pruned
 weights are zeroed. Default schedule: the step list; scope global.
+
+With a structured granularity (`pruning/groups.py`) a probe removes whole
+heads / neurons (ceil(epsilon * active groups) per block and kind, across all
+their kernels' slices), so a group's weights share their rewards; a group's
+importance is the sum of its weights' ranks (`spt_explore_per_layer` is then
+not used).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from gated_bert.pruning import groups
 from gated_bert.pruning.masks import split_like
 from gated_bert.pruning.methods.base import PruningMethod
 
@@ -62,6 +69,24 @@ def rank_importance(keys: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarr
     return rank
 
 
+def _group_activity(mask, axis: str, width: int):
+    """1 for each group of `mask` with an active weight (TF twin of `groups.group_view`)."""
+    import tensorflow as tf
+
+    rows, columns = mask.shape
+    if axis == "columns":
+        return tf.reduce_max(tf.reshape(mask, (rows, columns // width, width)), axis=(0, 2))
+    return tf.reduce_max(tf.reshape(mask, (rows // width, -1)), axis=1)
+
+
+def _expand(chosen, axis: str, width: int, shape):
+    """A per-group 0/1 vector as a weight-level probe of `shape` (TF twin of `groups.expand`)."""
+    import tensorflow as tf
+
+    line = tf.repeat(chosen, width)
+    return tf.broadcast_to(line[None, :] if axis == "columns" else line[:, None], shape)
+
+
 class SptExplorer:
     """Per-kernel reward EMA and visit counts, and the probing step (TF variables).
 
@@ -74,11 +99,22 @@ class SptExplorer:
         seed: seed of the explorer's random generator.
     """
 
-    def __init__(self, kernels, epsilon: float, alpha: float, per_layer: bool, seed: int):
+    def __init__(
+        self,
+        kernels,
+        epsilon: float,
+        alpha: float,
+        per_layer: bool,
+        seed: int,
+        granularity: str = "weight",
+        num_heads: int = 1,
+    ):
         import keras
         import tensorflow as tf
 
         self.kernels = kernels
+        self.granularity = granularity
+        self.num_heads = num_heads
         self.epsilon = float(epsilon)
         self.alpha = float(alpha)
         self.per_layer = per_layer
@@ -109,9 +145,31 @@ class SptExplorer:
         chosen = tf.scatter_nd(index[:, None], tf.ones_like(index, dtype=flat.dtype), tf.shape(flat))
         return tf.reshape(chosen, tf.shape(mask))
 
+    def _group_probes(self):
+        """Whole heads / neurons: per block, ceil(epsilon * active groups) random active groups,
+        masked across all their kernels' slices at once."""
+        import tensorflow as tf
+
+        probes = [tf.zeros_like(kernel.layer.mask) for kernel in self.kernels]
+        for kind in groups.kinds_of(self.granularity):
+            blocks: dict[int, list[int]] = {}
+            for i, kernel in enumerate(self.kernels):
+                if kernel.role in kind.axes:
+                    blocks.setdefault(kernel.layer_index, []).append(i)
+            for members in blocks.values():
+                first = self.kernels[members[0]]
+                width = first.layer.mask.shape[-1] // self.num_heads if kind.per_head else 1
+                chosen = self.select(_group_activity(first.layer.mask, kind.axes[first.role], width))
+                for i in members:
+                    axis, shape = kind.axes[self.kernels[i].role], self.kernels[i].layer.mask.shape
+                    probes[i] = _expand(chosen, axis, width, shape)
+        return probes
+
     def _probes(self):
         import tensorflow as tf
 
+        if self.granularity != "weight":
+            return self._group_probes()
         if not self.per_layer:
             return [self.select(kernel.layer.mask) for kernel in self.kernels]
         role = self.probe_count % len(self.roles)
@@ -170,6 +228,8 @@ class Spt(PruningMethod):
             alpha=config.spt_reward_alpha,
             per_layer=config.spt_explore_per_layer,
             seed=config.seed + 1,
+            granularity=config.pruning_granularity,
+            num_heads=config.architecture().num_heads,
         )
         # With dropout the training forward pass is noisy: L_full is recomputed without it.
         self.full_loss_without_dropout = config.dropout_rate > 0

@@ -18,6 +18,7 @@ import click
 
 from gated_bert.commands.compare import compare
 from gated_bert.commands.experiments import experiments
+from gated_bert.commands.export import export
 from gated_bert.commands.runs import runs
 from gated_bert.commands.sweep import sweep, sweep_report
 from gated_bert.commands.train import train
@@ -30,7 +31,7 @@ def cli():
     """Train and prune gated BERT-style encoders on GLUE, tracked in MLflow."""
 
 
-for command in (train, sweep, sweep_report, experiments, compare, runs):
+for command in (train, sweep, sweep_report, experiments, compare, runs, export):
     cli.add_command(command)
 
 

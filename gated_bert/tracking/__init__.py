@@ -14,7 +14,7 @@ from gated_bert.tracking.children import (
     kill_running_children,
     tag_trial_run,
 )
-from gated_bert.tracking.models import MODEL_NAME, log_model
+from gated_bert.tracking.models import MODEL_NAME, log_model, model_files, reopened_run, save_model_dir
 from gated_bert.tracking.runs import (
     absolute_tracking_uri,
     check_tracking_store,
@@ -58,6 +58,9 @@ __all__ = [
     "log_folder",
     "log_metrics",
     "log_model",
+    "model_files",
+    "reopened_run",
+    "save_model_dir",
     "log_params",
     "log_text",
     "load_text",

@@ -42,25 +42,63 @@ def _quiet_model_logging():
         logger.setLevel(level)
 
 
-def log_model(model_path: Path, tokenizer_path: Path, config_path: Path, config: GatedBertConfig):
-    """Log the model under `model/` of the active run, with an explicit signature and an input
-    example; registered as `config.register_model` if set."""
+def _pyfunc_arguments(model_path: Path, tokenizer_path: Path, config_path: Path, config: GatedBertConfig):
     task = TASKS[config.task]
     inputs = Schema([ColSpec("string", c) for c in inference.input_columns(task)])
     outputs = Schema([ColSpec(kind, name) for name, kind in inference.output_columns(task)])
-    package_dir = Path(gated_bert.__file__).parent
+    return dict(
+        python_model=GatedBertPyfunc(),
+        artifacts={"model": str(model_path), "tokenizer": str(tokenizer_path), "config": str(config_path)},
+        code_paths=[str(Path(gated_bert.__file__).parent)],
+        pip_requirements=REQUIREMENTS,
+        signature=ModelSignature(inputs=inputs, outputs=outputs),
+        input_example=inference.example_input(task),
+    )
+
+
+def log_model(
+    model_path: Path, tokenizer_path: Path, config_path: Path, config: GatedBertConfig, name: str = MODEL_NAME
+):
+    """Log the model under `name` of the active run, with an explicit signature and an input
+    example; registered as `config.register_model` if set. `model_path` is a Keras file or a
+    compact export's `.npz` (see `gated_bert.export`)."""
+    arguments = _pyfunc_arguments(model_path, tokenizer_path, config_path, config)
+    register = config.register_model if name == MODEL_NAME else None
     with _quiet_model_logging():
-        return mlflow.pyfunc.log_model(
-            name=MODEL_NAME,
-            python_model=GatedBertPyfunc(),
-            artifacts={
-                "model": str(model_path),
-                "tokenizer": str(tokenizer_path),
-                "config": str(config_path),
-            },
-            code_paths=[str(package_dir)],
-            pip_requirements=REQUIREMENTS,
-            signature=ModelSignature(inputs=inputs, outputs=outputs),
-            input_example=inference.example_input(task),
-            registered_model_name=config.register_model,
-        )
+        return mlflow.pyfunc.log_model(name=name, registered_model_name=register, **arguments)
+
+
+def save_model_dir(directory: Path, model_path: Path, tokenizer_path: Path, config_path: Path, config):
+    """Write an MLflow pyfunc model directory (`mlflow.pyfunc.load_model(directory)`)."""
+    arguments = _pyfunc_arguments(model_path, tokenizer_path, config_path, config)
+    with _quiet_model_logging():
+        mlflow.pyfunc.save_model(path=str(directory), **arguments)
+
+
+def model_files(run_id: str, destination: Path) -> tuple[Path, Path, Path]:
+    """Download run `run_id`'s logged model; (model.keras, tokenizer.json, config.json)."""
+    from gated_bert.errors import DataError
+
+    try:
+        local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{MODEL_NAME}", dst_path=str(destination))
+    except mlflow.exceptions.MlflowException as err:
+        raise DataError(
+            f"run {run_id} has no logged model ({' '.join(str(err).split())[:160]}); export a FINISHED "
+            "training run"
+        ) from None
+    found = {p.name: p for p in Path(local).rglob("*") if p.is_file()}
+    missing = [n for n in ("model.keras", "tokenizer.json", "config.json") if n not in found]
+    if missing:
+        raise DataError(f"run {run_id}'s model lacks {missing}; it was not logged by gated-bert")
+    return found["model.keras"], found["tokenizer.json"], found["config.json"]
+
+
+@contextlib.contextmanager
+def reopened_run(run_id: str):
+    """Log more to an ended run; its status stays what it was."""
+    status = mlflow.MlflowClient().get_run(run_id).info.status
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    finally:
+        mlflow.end_run(status=status)

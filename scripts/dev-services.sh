@@ -51,7 +51,13 @@ start() {
     mlflow_port=${GATED_BERT_MLFLOW_PORT:-$(free_port)}
     password=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(12))')
     rm -rf "$DIR" && mkdir -p "$DIR/pg" "$DIR/socket" "$DIR/artifacts"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/pg" "$DIR/socket"; fi
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$DIR/pg" "$DIR/socket"
+        if ! runuser -u postgres -- test -w "$DIR/pg"; then
+            log "the postgres user cannot reach $DIR (a parent folder is private): chmod o+x its folders or set GATED_BERT_SERVICES_DIR"
+            exit 1
+        fi
+    fi
     as_owner "$bin/initdb" -D "$DIR/pg" -U postgres --auth-local=trust --auth-host=scram-sha-256 >"$DIR/initdb.log"
     printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\n" \
         "$pg_port" "$DIR/socket" | as_owner tee -a "$DIR/pg/postgresql.conf" >/dev/null

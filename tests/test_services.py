@@ -37,6 +37,8 @@ class Services:
 def services() -> Services:
     postgres, server = os.environ.get("GATED_BERT_TEST_POSTGRES"), os.environ.get("GATED_BERT_TEST_MLFLOW")
     if not postgres or not server:
+        if os.environ.get("GATED_BERT_REQUIRE_SERVICES"):
+            pytest.fail("GATED_BERT_REQUIRE_SERVICES is set but GATED_BERT_TEST_POSTGRES/_MLFLOW are not")
         pytest.skip('no services: run eval "$(scripts/dev-services.sh start)" first (CI does)')
     from gated_bert import stores
 

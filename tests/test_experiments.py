@@ -213,7 +213,7 @@ def _runs(tmp):
 @pytest.fixture(scope="module")
 def bars_run(glue_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bars")
-    return tmp, _experiments(tmp, glue_dir, "--output-mode", "bars")
+    return tmp, _experiments(tmp, glue_dir, "--output-mode", "bars", "--register-model", "gb-sst2")
 
 
 @pytest.mark.slow
@@ -235,6 +235,16 @@ def test_parallel_bars_without_terminal(bars_run):
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.data.tags["method"] for r in children) == ["baseline", "magnitude"]
+    # --register-model: both models registered; the better final accuracy is the champion
+    client = mlflow.MlflowClient()
+    versions = {v.run_id: v.version for v in client.search_model_versions("name = 'gb-sst2'")}
+    assert set(versions) == {r.info.run_id for r in children}
+    ranked = sorted(children, key=lambda r: r.data.metrics["final_eval_accuracy"], reverse=True)
+    champion = client.get_model_version_by_alias("gb-sst2", "champion")
+    challenger = client.get_model_version_by_alias("gb-sst2", "challenger")
+    if ranked[0].data.metrics["final_eval_accuracy"] != ranked[1].data.metrics["final_eval_accuracy"]:
+        assert champion.run_id == ranked[0].info.run_id
+    assert {champion.run_id, challenger.run_id} == set(versions)
     assert all(r.info.status == "FINISHED" for r in runs)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parents[0].info.run_id, "comparison")}
     assert "comparison/pruning_methods_comparison_dual_axis.png" in artifacts

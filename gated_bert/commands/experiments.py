@@ -47,17 +47,25 @@ def _ask_mode(terminal: bool) -> str:
     help="At most this many jobs at once (with -parallel).",
 )
 @click.option(
+    "--register-model",
+    default=None,
+    metavar="NAME",
+    help="Register every method's model as a version of NAME in the MLflow Model Registry; the best "
+    "final dev metric gets the alias champion, the second challenger.",
+)
+@click.option(
     "--output-mode",
     type=click.Choice(list(OUTPUT_MODES)),
     default=None,
     show_default="ask on a terminal, else bars",
     help="Live view of the jobs.",
 )
-def experiments(pruning_methods, parallel, max_parallel_jobs, output_mode, **values):
+def experiments(pruning_methods, parallel, max_parallel_jobs, register_model, output_mode, **values):
     """Run several pruning methods with shared settings and compare them."""
     from gated_bert.experiments.plan import describe, make_plan
 
-    plan = make_plan(experiment_values(values), pruning_methods, parallel, max_parallel_jobs, output_mode)
+    values = {**experiment_values(values), "register_model": register_model}
+    plan = make_plan(values, pruning_methods, parallel, max_parallel_jobs, output_mode)
     for line in describe(plan):
         click.echo(line)
     terminal = sys.stdout.isatty() and sys.stdin.isatty()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,9 @@ from gated_bert import tracking
 from gated_bert.experiments.display import make_display
 from gated_bert.experiments.jobs import Job, JobRunner
 from gated_bert.experiments.plan import ExperimentPlan
+from gated_bert.tasks import TASKS
+
+log = logging.getLogger("gated_bert")
 
 
 @dataclass
@@ -116,4 +120,8 @@ def _compare_finished(plan: ExperimentPlan, parent_run_id: str, root: Path):
     title = f"{plan.base.task}: {', '.join(plan.methods)} ({plan.base.model_size})"
     plot, table_path, table = compare.compare(compare.curves_from_mlflow(finished), root, title)
     tracking.log_artifacts("comparison", [plot, table_path])
+    if plan.base.register_model:
+        metric = f"final_eval_{TASKS[plan.base.task].main_metric}"
+        aliased = tracking.alias_best_versions(plan.base.register_model, finished, metric)
+        log.info("model %s: %s", plan.base.register_model, aliased)
     return plot, table_path, table

@@ -14,7 +14,14 @@ from gated_bert.tracking.children import (
     kill_running_children,
     tag_trial_run,
 )
-from gated_bert.tracking.models import MODEL_NAME, log_model, model_files, reopened_run, save_model_dir
+from gated_bert.tracking.models import (
+    MODEL_NAME,
+    alias_best_versions,
+    log_model,
+    model_files,
+    reopened_run,
+    save_model_dir,
+)
 from gated_bert.tracking.runs import (
     absolute_tracking_uri,
     check_tracking_store,
@@ -46,6 +53,7 @@ __all__ = [
     "MODEL_NAME",
     "RunInfo",
     "absolute_tracking_uri",
+    "alias_best_versions",
     "check_tracking_store",
     "child_run_ids",
     "child_runs",

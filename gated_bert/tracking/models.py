@@ -102,3 +102,24 @@ def reopened_run(run_id: str):
         yield
     finally:
         mlflow.end_run(status=status)
+
+
+ALIASES = ("champion", "challenger")
+
+
+def alias_best_versions(model_name: str, run_ids: list[str], metric: str) -> dict[str, str]:
+    """Give the registered versions of `run_ids` the aliases champion (highest `metric`) and
+    challenger (second); returns alias -> version."""
+    client = mlflow.MlflowClient()
+    versions = {v.run_id: v.version for v in client.search_model_versions(f"name = '{model_name}'")}
+    scored = [
+        (client.get_run(run_id).data.metrics.get(metric, float("-inf")), run_id)
+        for run_id in run_ids
+        if run_id in versions
+    ]
+    ranked = [run_id for _, run_id in sorted(scored, reverse=True)]
+    out = {}
+    for alias, run_id in zip(ALIASES, ranked):
+        client.set_registered_model_alias(model_name, alias, versions[run_id])
+        out[alias] = versions[run_id]
+    return out

@@ -101,6 +101,33 @@ def final_metrics(row: dict[str, float]) -> dict[str, float]:
     }
 
 
+def summary_metrics(
+    rows: list[dict[str, float]], config: GatedBertConfig, main_metric: str
+) -> dict[str, float]:
+    """What a whole run says about its method, besides the final epoch:
+
+    - `window_mean_eval_<metric>`: the mean dev metric over epochs pruning_start_epoch ..
+      pruning_end_epoch (each evaluated right after that epoch's mask update: how much the
+      updates hurt);
+    - `best_eval_<metric>_at_target` and `..._epoch`: the best dev metric among the epochs at
+      the final target sparsity (every epoch for the baseline).
+    """
+    key = f"{names.EVAL_PREFIX}{main_metric}"
+    scored = [r for r in rows if key in r]
+    if not scored:
+        return {}
+    window = [
+        r[key] for r in scored if config.pruning_start_epoch <= r[names.EPOCH] <= config.pruning_end_epoch
+    ]
+    final_target = scored[-1].get(names.TARGET_SPARSITY, 0.0)
+    at_target = [r for r in scored if r.get(names.TARGET_SPARSITY, 0.0) == final_target]
+    best = max(at_target, key=lambda r: r[key])
+    out = {f"best_{key}_at_target": float(best[key]), f"best_{key}_at_target_epoch": float(best[names.EPOCH])}
+    if window:
+        out[f"window_mean_{key}"] = float(np.mean(window))
+    return out
+
+
 def write_curves(
     rows: list[dict[str, float]], config: GatedBertConfig, main_metric: str, paths: RunPaths
 ) -> None:

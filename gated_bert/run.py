@@ -133,6 +133,7 @@ def train(
         result = fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from)
         timings["fit_seconds"] = time.time() - fit_started
         final = reporting.final_metrics(result.rows[-1])
+        final.update(reporting.summary_metrics(result.rows, config, prepared.task.main_metric))
         metadata = _metadata(config, prepared, timings, final, run.info.run_id)
         metadata[names.TRAIN_PADDING_SHARE] = result.padding_share
         files = reporting.write_results(result.rows, result.classifier, prepared, config, paths, metadata)

@@ -133,6 +133,15 @@ def test_export_command_writes_a_pyfunc_model_and_reports_the_ratio(sst2_dir, tm
     run = mlflow.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["export_compact_encoder_bytes"] == encoder
 
+    keras_out = tmp_path / "as_keras"  # the other format: the gated model with masks applied
+    try:
+        main(["export", "--run-id", run_id, "--output", str(keras_out), "--format", "keras"])
+    except SystemExit as exit_:
+        assert exit_.code in (0, None)
+    assert "predictions: max |difference| of outputs" in capsys.readouterr().out
+    as_keras = mlflow.pyfunc.load_model(str(keras_out)).predict(frame)
+    np.testing.assert_allclose(as_keras.iloc[:, 2:], original.iloc[:, 2:], atol=1e-5)
+
     for argv, message in (
         (["--run-id", run_id, "--output", str(out)], "already exists"),
         (

@@ -120,3 +120,21 @@ def test_saved_model_predicts_like_the_trained_one(trained, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
     expected = np.exp(outputs) / np.exp(outputs).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5)
+
+
+def test_summary_metrics_window_mean_and_best_at_target():
+    config = micro_config(pruning_method="magnitude", epochs=6, pruning_start_epoch=2, pruning_end_epoch=4)
+    accuracy = [0.50, 0.70, 0.60, 0.65, 0.80, 0.75]
+    target = [0.0, 0.3, 0.6, 0.9, 0.9, 0.9]
+    rows = [
+        {"epoch": e + 1, "eval_accuracy": a, "target_sparsity": t}
+        for e, (a, t) in enumerate(zip(accuracy, target))
+    ]
+    out = reporting.summary_metrics(rows, config, "accuracy")
+    assert out["window_mean_eval_accuracy"] == pytest.approx((0.70 + 0.60 + 0.65) / 3)
+    assert out["best_eval_accuracy_at_target"] == 0.80 and out["best_eval_accuracy_at_target_epoch"] == 5
+    baseline = reporting.summary_metrics([{**r, "target_sparsity": 0.0} for r in rows], config, "accuracy")
+    assert (
+        baseline["best_eval_accuracy_at_target"] == 0.80
+        and baseline["best_eval_accuracy_at_target_epoch"] == 5
+    )

@@ -130,13 +130,17 @@ def test_rerunning_a_study_adds_trials(sst2_dir, tracking):
         pruning_end_epoch=2,
         experiment_name="sweep-again",
     )
-    settings = SweepSettings(n_trials=1, n_jobs=1, study_name="again", pruner="none")
+    settings = SweepSettings(n_trials=1, n_jobs=1, study_name="again", pruner="none", objective="window_mean")
     first = run_sweep(base, settings)
     second = run_sweep(base, settings)
     study = optuna.load_study(study_name="again", storage=make_storage(second.storage))
     assert len(study.trials) == 2 and first.storage == second.storage
     assert second.states == {"COMPLETE": 2}
-    assert len([r for r in _runs("sweep-again") if "optuna.trial_number" in r.data.tags]) == 2
+    trial_runs = [r for r in _runs("sweep-again") if "optuna.trial_number" in r.data.tags]
+    assert len(trial_runs) == 2
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in trial_runs}
+    for trial in study.trials:  # the objective is the window mean of the trial's run
+        assert trial.value == pytest.approx(by_number[trial.number].data.metrics["window_mean_eval_accuracy"])
 
 
 def test_search_space_file_narrows(tmp_path):
@@ -199,6 +203,10 @@ def test_bad_sweep_flags_exit_2(capsys, tmp_path):
         (["--pruner", "early"], "unknown pruner 'early'"),
         (["--search-space", str(tmp_path / "nope.yaml")], "search space file"),
         (["--n-jobs", "0"], "n_jobs must be a positive integer"),
+        (
+            ["--objective", "best"],
+            "unknown objective 'best'; choose one of: final, best_at_target, window_mean",
+        ),
     ]
     for flags, message in cases:
         with pytest.raises(SystemExit) as info:

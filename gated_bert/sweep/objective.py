@@ -46,6 +46,11 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.experiment_id = experiment_id
         self.metric = f"eval_{TASKS[base.task].main_metric}"
+        self.result_key = {
+            "final": f"final_{self.metric}",
+            "best_at_target": f"best_{self.metric}_at_target",
+            "window_mean": f"window_mean_{self.metric}",
+        }[getattr(settings, "objective", "final")]
         self.invocation = invocation
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -88,11 +93,11 @@ class Objective:
             trial.set_user_attr("fail_reason", reason[:500])
             tracking.tag_trial_run(self.experiment_id, tags, "FAIL", reason)
             raise
-        value = result.final.get(f"final_{self.metric}", float("nan"))
+        value = result.final.get(self.result_key, float("nan"))
         trial.set_user_attr("final_sparsity", result.final.get("final_sparsity"))
         trial.set_user_attr("mlflow_run_id", result.run_id)
         if not math.isfinite(value):
-            reason = f"{self.metric} is {value}"
+            reason = f"{self.result_key} is {value}"
             trial.set_user_attr("fail_reason", reason)
             tracking.tag_trial_run(self.experiment_id, tags, "FAIL", reason)
             raise TrialFailed(reason)

@@ -25,6 +25,7 @@ from gated_bert.workers import cpu_share, worker_environment
 
 log = logging.getLogger("gated_bert")
 SAMPLERS = ("tpe", "random")
+OBJECTIVES = ("final", "best_at_target", "window_mean")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the sweep's one MLflow parent run
 JOIN_WAIT_SECONDS = 60
 INVOCATION_TAG = "gated_bert.sweep_invocation"  # trial runs: which invocation ran them
@@ -49,6 +50,11 @@ class SweepSettings:
         "(default: optuna_journal.log next to the MLflow store).",
         None,
     )
+    objective: str = _help(
+        "What a trial returns: final (the last epoch's dev metric), best_at_target (the best epoch at "
+        "the final sparsity) or window_mean (the mean over the pruning window's epochs).",
+        "final",
+    )
     sampler: str = _help("tpe or random.", "tpe")
     pruner: str = _help("median, hyperband or none.", "median")
     timeout: float | None = _help("Stop starting new trials after this many seconds (per worker).", None)
@@ -62,6 +68,8 @@ class SweepSettings:
             raise ConfigError(f"n_trials must be a positive integer, got {self.n_trials!r}")
         if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be a positive integer, got {self.n_jobs!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:

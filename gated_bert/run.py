@@ -205,6 +205,8 @@ def _run_tags(config: GatedBertConfig, tags: dict[str, str] | None) -> dict[str,
         "method": config.method_name,
         "task": config.task,
         "model_size": config.model_size,
+        "seed": str(config.seed),
+        "end_sparsity": f"{config.end_sparsity:g}" if config.enable_pruning else "0",
         **(tags or {}),
     }
 

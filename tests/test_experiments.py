@@ -7,6 +7,8 @@ import sys
 import time
 
 import mlflow
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
@@ -42,7 +44,7 @@ def test_defaults_are_the_spec(captured_plan, capsys):
     defaults = GatedBertConfig()
     for config in plan.configs:  # every setting not given on the command line is the config's default
         assert config.replace(pruning_method="spt", enable_pruning=True) == defaults
-    assert plan.methods == ("magnitude", "movement", "spt", "baseline") and not plan.parallel
+    assert plan.methods == ("random", "magnitude", "movement", "spt", "baseline") and not plan.parallel
     c = plan.configs[0]
     assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (
         25,
@@ -58,7 +60,7 @@ def test_defaults_are_the_spec(captured_plan, capsys):
         4,
         23,
     )
-    assert [cfg.pruning_method for cfg in plan.configs] == ["magnitude", "movement", "spt", "none"]
+    assert [cfg.pruning_method for cfg in plan.configs] == ["random", "magnitude", "movement", "spt", "none"]
     assert mode == "bars"  # no terminal: never prompt
     out = capsys.readouterr().out
     assert "Experiment configuration:" in out and "12 layers x 768 hidden" in out
@@ -121,7 +123,7 @@ def test_parallel_flags(captured_plan):
     )
     assert plan.parallel and plan.max_parallel_jobs == 2 and mode == "logs"
     plan, _ = _parse(["-parallel"], captured_plan)
-    assert plan.max_parallel_jobs == 4
+    assert plan.max_parallel_jobs == 5
 
 
 def test_pruning_end_capped_with_notice(captured_plan, capsys):
@@ -329,7 +331,8 @@ def test_notebook_runs_top_to_bottom(bars_run, monkeypatch):
         for o in cell.outputs
         if "image/png" in o.get("data", {})
     ]
-    assert len(images) == 2
+    assert len(images) == 3  # per epoch, per layer, over seeds and sparsities
+    assert "final_mean" in outputs and "window_mean_std" in outputs
 
 
 def test_compare_from_results_dirs(tmp_path):
@@ -366,3 +369,104 @@ def test_compare_from_results_dirs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "pruning_methods_comparison_dual_axis.png", 1000, 550)
+
+
+def test_seeds_and_end_sparsities_make_a_grid(captured_plan, capsys):
+    plan, _ = _parse(
+        ["-p", "random,magnitude,baseline", "--seeds", "1,2,3", "--end-sparsities", "0.5,0.9", "-f", "0.3"],
+        captured_plan,
+    )
+    assert plan.is_grid and plan.seeds == (1, 2, 3) and plan.end_sparsities == (0.5, 0.9)
+    assert len(plan.configs) == 2 * 2 * 3 + 3  # the baseline prunes nothing: once per seed
+    assert plan.labels[:3] == ("random_0.5_seed1", "random_0.5_seed2", "random_0.5_seed3")
+    pruned = [(c.pruning_method, c.end_sparsity, c.seed) for c in plan.configs if c.enable_pruning]
+    assert sorted(pruned) == sorted(
+        (m, s, seed) for m in ("random", "magnitude") for s in (0.5, 0.9) for seed in (1, 2, 3)
+    )
+    assert {c.end_sparsity for c in plan.configs if c.enable_pruning} == {0.5, 0.9}  # wins over -f
+    assert sorted(c.seed for c in plan.configs if not c.enable_pruning) == [1, 2, 3]
+    with pytest.raises(SystemExit) as info:
+        main(["experiments", "--seeds", "1,x"])
+    assert (
+        info.value.code == 2
+        and "--seeds must be a comma-separated list of ints, got '1,x'" in capsys.readouterr().err
+    )
+
+
+def test_grid_table_and_plot(tmp_path):
+    import pandas as pd
+
+    from gated_bert import grid_compare
+
+    rows = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "end_sparsity": s,
+                "seed": seed,
+                "metric": "eval_accuracy",
+                "final": base + 0.01 * seed,
+                "best_at_target": base + 0.02,
+                "window_mean": base - 0.05,
+            }
+            for m, s, base in (
+                ("magnitude", 0.9, 0.75),
+                ("random", 0.9, 0.6),
+                ("magnitude", 0.5, 0.78),
+                ("baseline", 0.0, 0.8),
+            )
+            for seed in (1, 2, 3)
+        ]
+    )
+    table = grid_compare.grid_table(rows)
+    magnitude = table[(table["method"] == "magnitude") & (table["end_sparsity"] == 0.9)].iloc[0]
+    assert magnitude["n"] == 3 and magnitude["final_mean"] == pytest.approx(0.77)
+    assert magnitude["final_std"] == pytest.approx(0.01) and magnitude["window_mean_mean"] == pytest.approx(
+        0.70
+    )
+    grid_compare.plot_metric_vs_sparsity(table, "accuracy", tmp_path / "grid.png", "t")
+    assert_png(tmp_path / "grid.png", 600, 350)
+
+
+@pytest.mark.slow
+def test_grid_over_seeds_and_sparsities_end_to_end(glue_dir, tmp_path):
+    done = _experiments(
+        tmp_path,
+        glue_dir,
+        "--output-mode",
+        "logs",
+        "--seeds",
+        "1,2",
+        "--end-sparsities",
+        "0.5,0.9",
+        methods="magnitude,baseline",
+        epochs="2",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = _runs(tmp_path)
+    parent = next(r for r in runs if r.data.tags.get("experiments") == "parent")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 6 and {r.info.status for r in children} == {"FINISHED"}
+    cells = sorted(
+        (r.data.tags["method"], r.data.tags["end_sparsity"], r.data.tags["seed"]) for r in children
+    )
+    expected = [("magnitude", s, str(seed)) for s in ("0.5", "0.9") for seed in (1, 2)]
+    assert cells == sorted(expected + [("baseline", "0", "1"), ("baseline", "0", "2")])
+    for run in children:
+        assert {"window_mean_eval_accuracy", "best_eval_accuracy_at_target"} <= set(run.data.metrics)
+    table = pd.read_csv(tmp_path / "out" / "pruning_grid_comparison.csv")
+    assert len(table) == 3 and set(table["n"]) == {2}
+    magnitude = [
+        r for r in children if r.data.tags["method"] == "magnitude" and r.data.tags["end_sparsity"] == "0.9"
+    ]
+    row = table[(table["method"] == "magnitude") & (table["end_sparsity"] == 0.9)].iloc[0]
+    finals = [r.data.metrics["final_eval_accuracy"] for r in magnitude]
+    assert row["final_mean"] == pytest.approx(np.mean(finals)) and row["final_std"] == pytest.approx(
+        np.std(finals, ddof=1)
+    )
+    assert_png(tmp_path / "out" / "pruning_grid_metric_vs_sparsity.png", 600, 350)
+    artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "comparison")}
+    assert artifacts == {
+        "comparison/pruning_grid_comparison.csv",
+        "comparison/pruning_grid_metric_vs_sparsity.png",
+    }

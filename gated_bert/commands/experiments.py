@@ -47,6 +47,18 @@ def _ask_mode(terminal: bool) -> str:
     help="At most this many jobs at once (with -parallel).",
 )
 @click.option(
+    "--seeds",
+    default=None,
+    metavar="1,2,3",
+    help="Run every method with each of these seeds (default: the one --seed).",
+)
+@click.option(
+    "--end-sparsities",
+    default=None,
+    metavar="0.5,0.9,0.99",
+    help="Run every pruning method at each of these end sparsities (wins over -f).",
+)
+@click.option(
     "--register-model",
     default=None,
     metavar="NAME",
@@ -60,12 +72,15 @@ def _ask_mode(terminal: bool) -> str:
     show_default="ask on a terminal, else bars",
     help="Live view of the jobs.",
 )
-def experiments(pruning_methods, parallel, max_parallel_jobs, register_model, output_mode, **values):
+def experiments(  # noqa: PLR0913 (click passes every option)
+    pruning_methods, parallel, max_parallel_jobs, seeds, end_sparsities, register_model, output_mode, **values
+):
     """Run several pruning methods with shared settings and compare them."""
-    from gated_bert.experiments.plan import describe, make_plan
+    from gated_bert.experiments.plan import describe, make_plan, parse_list
 
     values = {**experiment_values(values), "register_model": register_model}
-    plan = make_plan(values, pruning_methods, parallel, max_parallel_jobs, output_mode)
+    grid = parse_list(seeds, int, "--seeds"), parse_list(end_sparsities, float, "--end-sparsities")
+    plan = make_plan(values, pruning_methods, parallel, max_parallel_jobs, output_mode, *grid)
     for line in describe(plan):
         click.echo(line)
     terminal = sys.stdout.isatty() and sys.stdin.isatty()

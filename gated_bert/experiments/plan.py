@@ -1,4 +1,9 @@
-"""What an `experiments` invocation will run: methods x one shared config."""
+"""What an `experiments` invocation will run: methods x end sparsities x seeds, one shared config.
+
+Without `--seeds` / `--end-sparsities` there is one job per method (the config's
+seed and end_sparsity). With them, every pruning method runs at every end
+sparsity with every seed; the baseline, which prunes nothing, runs once per seed.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,30 @@ from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
 from gated_bert.pruning.methods import from_label, labels
 
-DEFAULT_METHODS = ("magnitude", "movement", "spt", "baseline")  # the original description's default
+DEFAULT_METHODS = (
+    "random",
+    "magnitude",
+    "movement",
+    "spt",
+    "baseline",
+)  # the original four and the random control
 OUTPUT_MODES = ("bars", "logs", "both")
 
 
 @dataclass(frozen=True)
 class ExperimentPlan:
     methods: tuple[str, ...]  # method labels: baseline, magnitude, ...
-    configs: tuple[GatedBertConfig, ...]  # one per method, same order
+    configs: tuple[GatedBertConfig, ...]  # one per job
     parallel: bool
     max_parallel_jobs: int
     output_mode: str | None  # None: ask on a terminal, bars otherwise
+    labels: tuple[str, ...] = ()  # one per job: the method, or method_sparsity_seedN in a grid
+    seeds: tuple[int, ...] = ()  # the grid's seeds (empty: the config's seed)
+    end_sparsities: tuple[float, ...] = ()  # the grid's end sparsities (empty: the config's)
+
+    @property
+    def is_grid(self) -> bool:
+        return len(self.seeds) > 1 or len(self.end_sparsities) > 1
 
     @property
     def base(self) -> GatedBertConfig:
@@ -42,33 +60,68 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
+def parse_list(text: str | None, kind: type, flag: str) -> tuple:
+    """'1,2,3' -> (1, 2, 3); None or '' -> ()."""
+    if not text:
+        return ()
+    try:
+        values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{flag} must be a comma-separated list of {kind.__name__}s, got {text!r}"
+        ) from None
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{flag} lists a value twice: {text!r}")
+    return values
+
+
 def make_plan(
     values: dict,
     methods_text: str,
     parallel: bool,
     max_parallel_jobs: int | None,
     output_mode: str | None,
+    seeds: tuple[int, ...] = (),
+    end_sparsities: tuple[float, ...] = (),
 ) -> ExperimentPlan:
-    """Build one validated config per method from shared values (config field names)."""
+    """Build one validated config per job from shared values (config field names)."""
     methods = parse_methods(methods_text)
     if max_parallel_jobs is not None and max_parallel_jobs < 1:
         raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
     if output_mode is not None and output_mode not in OUTPUT_MODES:
         raise ConfigError(f"unknown --output-mode {output_mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
-    configs = []
+    grid = len(seeds) > 1 or len(end_sparsities) > 1
+    labels, configs = [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for method in methods:
-            configs.append(GatedBertConfig(**{**values, "pruning_method": from_label(method)}))
+            baseline = from_label(method) == from_label("baseline")
+            for sparsity in (None,) if baseline or not end_sparsities else end_sparsities:
+                for seed in seeds or (None,):
+                    changes = {"pruning_method": from_label(method)}
+                    changes.update({} if seed is None else {"seed": seed})
+                    changes.update({} if sparsity is None else {"end_sparsity": sparsity})
+                    configs.append(GatedBertConfig(**{**values, **changes}))
+                    labels.append(_label(method, sparsity, seed) if grid else method)
     for message in sorted({str(w.message) for w in caught}):
-        warnings.warn(message, stacklevel=2)  # once, not once per method
+        warnings.warn(message, stacklevel=2)  # once, not once per job
     return ExperimentPlan(
         methods=methods,
         configs=tuple(configs),
         parallel=parallel,
         max_parallel_jobs=max_parallel_jobs or len(methods),
         output_mode=output_mode,
+        labels=tuple(labels),
+        seeds=seeds,
+        end_sparsities=end_sparsities,
     )
+
+
+def _label(method: str, sparsity: float | None, seed: int | None) -> str:
+    parts = (
+        [method] + ([] if sparsity is None else [f"{sparsity:g}"]) + ([] if seed is None else [f"seed{seed}"])
+    )
+    return "_".join(parts)
 
 
 def describe(plan: ExperimentPlan) -> list[str]:
@@ -79,8 +132,10 @@ def describe(plan: ExperimentPlan) -> list[str]:
     mode = "parallel" if plan.parallel else "sequential"
     return [
         "Experiment configuration:",
-        f"  methods            {','.join(plan.methods)}  ({mode}"
+        f"  methods            {','.join(plan.methods)}  ({len(plan.configs)} jobs, {mode}"
         + (f", at most {plan.max_parallel_jobs} at once)" if plan.parallel else ")"),
+        f"  grid               end sparsities {','.join(f'{v:g}' for v in plan.end_sparsities) or 'config'}, "
+        f"seeds {','.join(map(str, plan.seeds)) or 'config'}",
         f"  task               {base.task}  (data: {base.data_dir or 'HuggingFace hub'})",
         f"  model              {base.model_size}: {arch.num_layers} layers x {arch.d_model} hidden x "
         f"{arch.num_heads} heads x {arch.dff} FFN, max_len {arch.max_len}",

@@ -67,6 +67,9 @@ def _params(plan: ExperimentPlan) -> dict:
     base = plan.base
     return {
         "methods": ",".join(plan.methods),
+        "seeds": ",".join(map(str, plan.seeds)),
+        "end_sparsities": ",".join(f"{v:g}" for v in plan.end_sparsities),
+        "jobs": len(plan.configs),
         "parallel": plan.parallel,
         "max_parallel_jobs": plan.max_parallel_jobs,
         "task": base.task,
@@ -86,7 +89,7 @@ def _jobs(plan: ExperimentPlan, root: Path, stamp: str) -> list[Job]:
             log_path=root / "experiment_logs" / f"{method}_{task}_{stamp}.log",
             progress_path=root / "experiment_jobs" / f"{stamp}_{method}" / "progress.json",
         )
-        for i, (method, config) in enumerate(zip(plan.methods, plan.configs))
+        for i, (method, config) in enumerate(zip(plan.labels or plan.methods, plan.configs))
     ]
 
 
@@ -118,7 +121,12 @@ def _compare_finished(plan: ExperimentPlan, parent_run_id: str, root: Path):
     if not finished:
         return None, None, None
     title = f"{plan.base.task}: {', '.join(plan.methods)} ({plan.base.model_size})"
-    plot, table_path, table = compare.compare(compare.curves_from_mlflow(finished), root, title)
+    if plan.is_grid:  # mean +- std over seeds, per method and end sparsity
+        from gated_bert import grid_compare
+
+        plot, table_path, table = grid_compare.compare_grid(finished, root, title)
+    else:
+        plot, table_path, table = compare.compare(compare.curves_from_mlflow(finished), root, title)
     tracking.log_artifacts("comparison", [plot, table_path])
     if plan.base.register_model:
         metric = f"final_eval_{TASKS[plan.base.task].main_metric}"

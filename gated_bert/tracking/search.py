@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
 
@@ -17,6 +17,7 @@ class RunInfo:
     tags: dict[str, str]
     wall_seconds: float | None
     start_time: int = 0  # ms since the epoch
+    metrics: dict[str, float] = field(default_factory=dict)  # the latest value of each
 
 
 def run_exists(run_id: str) -> bool:
@@ -38,7 +39,13 @@ def run_info(run_id: str) -> RunInfo:
     wall = (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
     info = run.info
     return RunInfo(
-        run_id, info.status, dict(run.data.params), dict(run.data.tags), wall, info.start_time or 0
+        run_id,
+        info.status,
+        dict(run.data.params),
+        dict(run.data.tags),
+        wall,
+        info.start_time or 0,
+        dict(run.data.metrics),
     )
 
 

@@ -42,6 +42,7 @@ SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
 EMBEDDING_UPDATES = ("lazy", "dense")
+LR_SCHEDULES = ("constant", "linear", "cosine")  # see training/lr_schedule.py
 JIT_COMPILE = ("auto", "true", "false")
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     10,
@@ -117,6 +118,11 @@ class GatedBertConfig:
     batch_size: int = _help("Examples per batch.", default=96)
     learning_rate: float = _help("AdamW learning rate.", default=2e-5)
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
+    lr_schedule: str = _help(
+        "Learning rate after the warm-up: constant, linear (to 0) or cosine (to 0), by optimizer step.",
+        default="constant",
+    )
+    warmup_ratio: float = _help("Share of all optimizer steps spent warming up linearly from 0.", default=0.0)
     dropout_rate: float = _help("Dropout in embeddings, attention and FFN.", default=0.0)
     seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
     embedding_updates: str = _help(
@@ -199,6 +205,7 @@ class GatedBertConfig:
         _choice("sparsity_schedule", self.sparsity_schedule, SPARSITY_SCHEDULES)
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
         _choice("pruning_granularity", self.pruning_granularity, GRANULARITIES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
@@ -219,7 +226,7 @@ class GatedBertConfig:
             _positive_int(name, getattr(self, name), optional=True)
         _positive_float("learning_rate", self.learning_rate)
         _positive_float("movement_scores_learning_rate", self.movement_scores_learning_rate)
-        for name in ("weight_decay", "dropout_rate", "start_sparsity", "end_sparsity"):
+        for name in ("weight_decay", "dropout_rate", "start_sparsity", "end_sparsity", "warmup_ratio"):
             _in_range(name, getattr(self, name), 0.0, 1.0, "[0, 1)")
         if self.start_sparsity > self.end_sparsity:
             raise ConfigError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gated_bert.export.exporter import FORMATS
+from gated_bert.export import FORMATS
 
 
 @click.command()

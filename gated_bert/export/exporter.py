@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from gated_bert.errors import ConfigError, DataError
+from gated_bert.export import FORMATS
 from gated_bert.inference import TextPredictor, predict_outputs
 
-FORMATS = ("keras", "compact")
 LATENCY_BATCHES = (1, 64)
 MB = 1e6
 

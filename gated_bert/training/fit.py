@@ -31,6 +31,7 @@ from gated_bert.training.callbacks import (
     NanGuard,
     ProgressFile,
 )
+from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.trainer import PruningTrainer
 
 log = logging.getLogger("gated_bert")
@@ -178,7 +179,7 @@ def fit(
     xla = use_xla(config)
     steps_per_epoch = prepared.train.num_batches(config.batch_size)
     pruner = Pruner(config, classifier, steps_per_epoch) if config.enable_pruning else None
-    trainer = _compiled_trainer(config, classifier, pruner, prepared.task, xla)
+    trainer = _compiled_trainer(config, classifier, pruner, prepared.task, xla, steps_per_epoch)
     recorder = HistoryRecorder(classifier)
     pruning = PruningCallback(pruner) if pruner is not None else None
     first_epoch = _restore(resume_from, classifier, trainer, recorder, pruning) if resume_from else 0
@@ -229,11 +230,15 @@ def train_padding_share(config: GatedBertConfig, prepared: PreparedData, width_m
     return padding_share(lengths, batches, width_multiple, config.max_len)
 
 
-def _compiled_trainer(config: GatedBertConfig, classifier, pruner, task: Task, xla: bool) -> PruningTrainer:
+def _compiled_trainer(
+    config: GatedBertConfig, classifier, pruner, task: Task, xla: bool, steps_per_epoch: int
+) -> PruningTrainer:
     lazy = sparse_row_variables(classifier) if config.embedding_updates == "lazy" else ()
     trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner, lazy_variables=lazy)
     trainer.compile(
-        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+        optimizer=keras.optimizers.AdamW(
+            make_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
+        ),
         loss=task_loss(task),
         metrics=[] if task.is_regression else ["accuracy"],
         jit_compile=xla,

@@ -355,6 +355,10 @@ class GatedBertConfig:
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes: Any) -> GatedBertConfig:
+        """A copy with `changes`. A new pruning_method alone also sets enable_pruning to match
+        (else a baseline config would normalise a new method back to the baseline)."""
+        if "pruning_method" in changes and "enable_pruning" not in changes:
+            changes["enable_pruning"] = not methods.is_baseline(changes["pruning_method"])
         return dataclasses.replace(self, **changes)
 
 

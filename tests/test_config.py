@@ -139,3 +139,12 @@ def test_effective_schedule_and_scope():
     assert GatedBertConfig(pruning_method="magnitude", sparsity_steps=(10, 20)).effective_schedule == "steps"
     assert GatedBertConfig(pruning_method="spt").effective_scope == "global"
     assert GatedBertConfig(pruning_method="movement").effective_scope == "per_layer"
+
+
+def test_replacing_the_method_of_a_baseline_config_switches_pruning_on():
+    baseline = GatedBertConfig(pruning_method="none")
+    assert not baseline.enable_pruning
+    pruned = baseline.replace(pruning_method="magnitude")
+    assert pruned.pruning_method == "magnitude" and pruned.enable_pruning
+    assert pruned.replace(pruning_method="none").enable_pruning is False
+    assert baseline.replace(epochs=3).pruning_method == "none"

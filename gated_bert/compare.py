@@ -63,6 +63,14 @@ def find_results_dirs(root: Path, task: str | None = None) -> list[Path]:
     return sorted(p for p in Path(root).glob(pattern) if p.is_dir())
 
 
+def run_task(info) -> str:
+    """The task of a training run (`tracking.RunInfo`); DataError if it is not a gated-bert run."""
+    task = info.params.get("task") or info.tags.get("task")
+    if task not in TASKS:
+        raise DataError(f"run {info.run_id} has no known task param; is it a gated-bert training run?")
+    return task
+
+
 def curves_from_mlflow(run_ids: list[str]) -> list[MethodCurve]:
     """One curve per MLflow run id (its method tag, main metric and sparsity history)."""
     from gated_bert import tracking
@@ -70,10 +78,7 @@ def curves_from_mlflow(run_ids: list[str]) -> list[MethodCurve]:
     curves = []
     for run_id in run_ids:
         info = tracking.run_info(run_id)
-        task = info.params.get("task") or info.tags.get("task")
-        if task not in TASKS:
-            raise DataError(f"run {run_id} has no known task param; is it a gated-bert training run?")
-        metric = names.eval_metric(TASKS[task].main_metric)
+        metric = names.eval_metric(TASKS[run_task(info)].main_metric)
         history = tracking.metric_history(run_id, metric)
         sparsity = tracking.metric_history(run_id, names.SPARSITY)
         epochs = tuple(sorted(history))

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 
+from gated_bert.compare import run_task
 from gated_bert.errors import DataError
 from gated_bert.tasks import TASKS
 
@@ -42,10 +43,7 @@ def grid_rows(run_ids: list[str]) -> pd.DataFrame:
     rows = []
     for run_id in run_ids:
         info = tracking.run_info(run_id)
-        task = info.params.get("task") or info.tags.get("task")
-        if task not in TASKS:
-            raise DataError(f"run {run_id} has no known task param; is it a gated-bert training run?")
-        metric = f"eval_{TASKS[task].main_metric}"
+        metric = f"eval_{TASKS[run_task(info)].main_metric}"
         row = {
             "method": info.tags.get("method", "?"),
             "end_sparsity": float(info.tags.get("end_sparsity", "nan")),

@@ -59,13 +59,13 @@ def database_problem(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
         hint = POSTGRES_HINT if scheme.startswith("postgres") else "install the database's driver"
         return f"no database driver ({err}); {hint}"
     except Exception as err:  # OperationalError and kin: server down, bad credentials, bad URL
-        return f"{type(err).__name__}: {_short(str(err), url)}"
+        return describe(err, url)
     finally:
         if engine is not None:
             engine.dispose()
 
 
-def _short(text: str, url: str) -> str:
-    """The first line of a driver's message, without the URL's password."""
-    first = " ".join(text.split("(Background on")[0].split())
-    return first[:200].replace(url, redact(url))
+def describe(err: BaseException, url: str) -> str:
+    """`Type: message` on one line (SQLAlchemy's "Background on" link cut), without the URL's password."""
+    first = " ".join(str(err).split("(Background on")[0].split())
+    return f"{type(err).__name__}: {first[:200].replace(url, redact(url))}"

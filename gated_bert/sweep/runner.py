@@ -128,7 +128,7 @@ def make_storage(spec: str):
         try:
             return _rdb_storage(spec)
         except Exception as err:  # a database Optuna cannot use
-            problem = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}".replace(spec, redact(spec))
+            problem = stores.describe(err, spec)
     raise ConfigError(
         f"--storage {redact(spec)}: cannot open the database ({problem}); check that the server is up "
         "and the URL is right"

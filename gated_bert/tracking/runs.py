@@ -63,7 +63,7 @@ def check_tracking_store(uri: str | None = None) -> None:
         try:
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
         except Exception as err:  # an unknown scheme, a database MLflow cannot use
-            problem = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}".replace(uri, redact(uri))
+            problem = stores.describe(err, uri)
     if problem is not None:
         raise DataError(f"cannot open the MLflow tracking store {redact(uri)} ({problem}); fix it {fix}")
 

@@ -43,6 +43,9 @@ PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
 EMBEDDING_UPDATES = ("lazy", "dense")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # see training/lr_schedule.py
+PRUNING_UPDATES = ("step", "epoch")
+MOVEMENT_SCORE_INITS = ("zeros", "magnitude")
+SPT_CREDITS = ("shared", "baseline", "first_order", "saliency")  # see pruning/methods/spt.py
 JIT_COMPILE = ("auto", "true", "false")
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     10,
@@ -169,12 +172,36 @@ class GatedBertConfig:
         "SPT probes one role per step, cycling through the six roles.", default=False
     )
     spt_reward_alpha: float = _help("SPT reward EMA factor, in (0, 1].", default=0.125)
+    spt_credit: str = _help(
+        "How a probe's reward is credited to its weights: shared (each gets it), baseline (minus the "
+        "running mean reward), first_order (own Taylor term + an even share of the residual) or "
+        "saliency (own Taylor term + a share of the residual by w^2 * g^2); docs/pruning.md.",
+        default="saliency",
+    )
+    spt_min_probes: int = _help(
+        "Probes before a weight's own estimate is trusted; until then it is ranked by the prior "
+        "(running Taylor term + measured second-order scale * w^2 * g^2). Not used with shared credit.",
+        default=2,
+    )
+    pruning_updates: str = _help(
+        "step: masks follow the schedule by optimizer step, every movement_pruning_frequency_steps "
+        "steps (gradual pruning, the training recovers in between); epoch: one update at the end of "
+        "each window epoch (the original description's magnitude and SPT).",
+        default="step",
+    )
     movement_pruning_frequency_steps: int | None = _help(
-        "Optimizer steps between movement mask updates (default: 400 * layers / 12, "
-        "rounded to a multiple of 50, at least 50).",
+        "Optimizer steps between mask updates with pruning_updates=step, for every method (named "
+        "after movement in the original description). Default 1: the top-k is recomputed before "
+        "every forward pass, as in movement pruning's published recipe.",
         default=None,
     )
-    movement_schedule: str = _help("linear or cubic (movement's curve by step).", default="linear")
+    movement_schedule: str = _help(
+        "linear or cubic (movement's curve by step; cubic is the published recipe).", default="cubic"
+    )
+    movement_score_init: str = _help(
+        "Movement scores at the start: zeros (the published recipe's constant 0) or magnitude (|w|).",
+        default="zeros",
+    )
     movement_scores_learning_rate: float = _help("Learning rate of the movement scores.", default=1e-2)
     # Outputs
     output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
@@ -206,6 +233,9 @@ class GatedBertConfig:
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
         _choice("pruning_granularity", self.pruning_granularity, GRANULARITIES)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("spt_credit", self.spt_credit, SPT_CREDITS)
+        _choice("pruning_updates", self.pruning_updates, PRUNING_UPDATES)
+        _choice("movement_score_init", self.movement_score_init, MOVEMENT_SCORE_INITS)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
@@ -234,6 +264,8 @@ class GatedBertConfig:
             )
         if self.spt_epsilon is not None and not (0.0 < self.spt_epsilon <= 0.5):
             raise ConfigError(f"spt_epsilon must be in (0, 0.5], got {self.spt_epsilon}")
+        if self.spt_min_probes < 0:
+            raise ConfigError(f"spt_min_probes must be 0 or more, got {self.spt_min_probes}")
         if not (0.0 < self.spt_reward_alpha <= 1.0):
             raise ConfigError(f"spt_reward_alpha must be in (0, 1], got {self.spt_reward_alpha}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -289,8 +321,7 @@ class GatedBertConfig:
     def effective_movement_frequency(self) -> int:
         if self.movement_pruning_frequency_steps is not None:
             return self.movement_pruning_frequency_steps
-        layers = self.architecture().num_layers
-        return max(50, int(round(400 * layers / 12 / 50)) * 50)
+        return 1
 
     @property
     def effective_sparsity_steps(self) -> tuple[float, ...]:

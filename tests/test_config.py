@@ -16,19 +16,20 @@ def test_spec_defaults():
         4,
         23,
     )
-    assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "linear")
+    assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "cubic")
+    assert (c.spt_credit, c.spt_min_probes, c.movement_score_init) == ("saliency", 2, "zeros")
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5
     assert c.pruning_method == "spt" and c.enable_pruning
 
 
 @pytest.mark.parametrize(
-    "size, shape, epsilon, frequency",
+    "size, shape, epsilon, frequency",  # movement: the top-k before every step by default
     [
-        ("tiny", (2, 256, 4, 512), 0.01, 50),
-        ("small", (6, 512, 8, 1024), 0.005, 200),
-        ("base", (12, 768, 12, 3072), 0.0025, 400),
-        ("large", (24, 1024, 16, 4096), 0.001, 800),
+        ("tiny", (2, 256, 4, 512), 0.01, 1),
+        ("small", (6, 512, 8, 1024), 0.005, 1),
+        ("base", (12, 768, 12, 3072), 0.0025, 1),
+        ("large", (24, 1024, 16, 4096), 0.001, 1),
     ],
 )
 def test_presets_and_size_scaled_defaults(size, shape, epsilon, frequency):

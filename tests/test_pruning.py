@@ -208,8 +208,8 @@ def test_unknown_schedule_kind_fails_instead_of_becoming_linear():
 
     with pytest.raises(ValueError, match="unknown schedule kind 'exponential'; choose one of: linear, cubic"):
         EpochSchedule("exponential", 1, 3, 0.0, 0.9)
-    with pytest.raises(ValueError, match="unknown schedule kind 'steps'; choose one of: linear, cubic"):
-        StepSchedule("steps", 0, 10, 5, 0.0, 0.9)
+    with pytest.raises(ValueError, match="unknown schedule kind 'cosine'; choose one of: linear, cubic, steps"):
+        StepSchedule("cosine", 0, 10, 5, 0.0, 0.9)
 
 
 def test_methods_name_the_state_a_checkpoint_needs():
@@ -220,7 +220,11 @@ def test_methods_name_the_state_a_checkpoint_needs():
         ("magnitude", set()),
         ("random", {"rng"}),
         ("movement", {"scores_optimizer"}),
-        ("spt", {"reward_ema", "visits", "probe_count", "seed_generator"}),
+        (
+            "spt",
+            {"reward_ema", "visits", "probe_count", "seed_generator", "fisher", "first_order"}
+            | {"reward_mean", "rho", "rho_seen"},
+        ),
     ):
         config = micro_config(pruning_method=method, pruning_start_epoch=1, pruning_end_epoch=2)
         model = build_model(config.architecture(), 2, with_scores=needs_scores(method))

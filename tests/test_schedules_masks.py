@@ -60,6 +60,17 @@ def test_step_schedule_updates_every_frequency_and_at_end():
     assert schedule.sparsity_at(200) == pytest.approx(0.9 * 100 / 230)
 
 
+def test_step_list_by_step_reads_the_path_along_the_window():
+    # path 0.1, 0.5, 0.9 over 200 steps: 0.1 at the start, 0.5 at the middle, 0.9 at the end
+    schedule = StepSchedule("steps", 0, 200, 1, 0.0, 0.9, steps_percent=(10, 50, 95))
+    assert schedule.sparsity_at(0) == 0.0
+    assert schedule.sparsity_at(50) == pytest.approx(0.1 + (0.5 - 0.1) * 0.5)
+    assert schedule.sparsity_at(100) == pytest.approx(0.5)
+    assert schedule.sparsity_at(150) == pytest.approx(0.7)
+    assert schedule.sparsity_at(200) == pytest.approx(0.9) == schedule.sparsity_at(260)
+    assert all(schedule.is_update_step(t) for t in range(1, 201)) and not schedule.is_update_step(201)
+
+
 def test_mask_for_hand_computed():
     mask = mask_for(np.arange(1, 11, dtype=float), 0.2)
     assert mask.tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]

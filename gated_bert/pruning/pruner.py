@@ -36,7 +36,7 @@ class Pruner:
         self.step_schedule: StepSchedule | None = None
         self.epoch_schedule: EpochSchedule | None = None
         kind = config.effective_schedule
-        if self.method.updates_by_step and kind != "steps":
+        if config.pruning_updates == "step":
             self.step_schedule = StepSchedule(
                 kind=kind,
                 begin_step=(config.pruning_start_epoch - 1) * steps_per_epoch,
@@ -44,6 +44,7 @@ class Pruner:
                 frequency=config.effective_movement_frequency,
                 start_sparsity=config.start_sparsity,
                 end_sparsity=config.end_sparsity,
+                steps_percent=config.effective_sparsity_steps,
             )
         else:
             self.epoch_schedule = EpochSchedule(
@@ -88,4 +89,4 @@ class Pruner:
         """Write exact zeros into pruned kernel entries (methods whose pruned weights stay pruned)."""
         if self.method.zeroes_pruned:
             for kernel in self.kernels:
-                kernel.layer.kernel.assign(kernel.layer.kernel.numpy() * kernel.layer.mask.numpy())
+                kernel.layer.kernel.assign(kernel.layer.kernel * kernel.layer.mask)

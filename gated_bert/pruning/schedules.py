@@ -99,24 +99,32 @@ class EpochSchedule:
         )
 
 
+def path_at(path: list[float], fraction: float) -> float:
+    """The path read at `fraction` (0..1) of the window, linearly between its values."""
+    if len(path) == 1:
+        return path[0]
+    return float(np.interp(fraction * (len(path) - 1), np.arange(len(path)), path))
+
+
 @dataclass(frozen=True)
 class StepSchedule:
-    """Movement's schedule: an update every `frequency` steps inside the window.
+    """By-step schedules: an update every `frequency` steps inside the window.
 
     The window runs from begin_step (exclusive: the steps done before the first
     epoch of pruning) to end_step (the last step of the last pruning epoch);
     the final step of the window always updates, so end_sparsity is reached.
     """
 
-    kind: str  # linear | cubic
+    kind: str  # linear | cubic | steps
     begin_step: int
     end_step: int
     frequency: int
     start_sparsity: float
     end_sparsity: float
+    steps_percent: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_kind(self.kind, tuple(CURVES))
+        _check_kind(self.kind, EPOCH_SCHEDULE_KINDS)
         if self.frequency < 1:
             raise ValueError(f"frequency must be a positive number of steps, got {self.frequency}")
 
@@ -128,4 +136,8 @@ class StepSchedule:
     def sparsity_at(self, step: int) -> float:
         if step <= self.begin_step:
             return 0.0
+        if self.kind == "steps":
+            span = max(self.end_step - self.begin_step, 1)
+            fraction = min((step - self.begin_step) / span, 1.0)
+            return path_at(step_path(self.steps_percent, self.end_sparsity), fraction)
         return CURVES[self.kind](step, self.begin_step, self.end_step, self.start_sparsity, self.end_sparsity)

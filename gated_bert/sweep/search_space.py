@@ -1,7 +1,7 @@
 """The sweep's search space: a default over SPT and schedule settings, or a file.
 
 A space is a dict of `ParamSpec`s keyed by config field. The default searches
-spt_epsilon, spt_reward_alpha, spt_explore_per_layer, the pruning window
+spt_epsilon, spt_reward_alpha, spt_explore_per_layer, spt_credit, spt_min_probes, the pruning window
 (1 <= start < end <= epochs) and the schedule's shape (step list or cubic);
 end_sparsity stays fixed so that trials compete at equal sparsity.
 
@@ -56,6 +56,8 @@ def default_space(epochs: int) -> dict[str, ParamSpec]:
         "spt_epsilon": ParamSpec("float", 1e-4, 5e-2, log=True),
         "spt_reward_alpha": ParamSpec("float", 0.01, 0.5),
         "spt_explore_per_layer": ParamSpec("categorical", choices=(True, False)),
+        "spt_credit": ParamSpec("categorical", choices=("saliency", "first_order")),
+        "spt_min_probes": ParamSpec("int", 0, 8),
         "pruning_start_epoch": ParamSpec("int", 1, max(1, epochs - 1)),
         "pruning_end_epoch": ParamSpec("int", 2, epochs),
         "sparsity_schedule": ParamSpec("categorical", choices=("steps", "cubic")),

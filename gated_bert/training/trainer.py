@@ -40,6 +40,10 @@ class PruningTrainer(keras.Model):
         self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in apart]
         self.extra_optimizer = self.method.extra_optimizer() if self.extra_variables else None
         self.lazy_updates: list[LazyAdamW] = []
+        # where each prunable kernel's gradient sits among the weight gradients (SPT's estimates use them)
+        position = {id(v): i for i, v in enumerate(self.weight_variables)}
+        kernels = self.method.kernels if self.method is not None else []
+        self.kernel_positions = [position.get(id(k.layer.kernel)) for k in kernels]
 
     def compile(self, optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
@@ -70,7 +74,14 @@ class PruningTrainer(keras.Model):
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
         if self.method is not None:
-            self.method.train_step_hook(lambda: self.loss_fn(y, self.classifier(x, training=False)), loss)
+            kernel_gradients = (
+                None
+                if None in self.kernel_positions
+                else [gradients[i] for i in self.kernel_positions]
+            )
+            self.method.train_step_hook(
+                lambda: self.loss_fn(y, self.classifier(x, training=False)), loss, kernel_gradients
+            )
         n_weights, n_extra = len(self.weight_variables), len(self.extra_variables)
         for lazy, gradient in zip(self.lazy_updates, gradients[n_weights + n_extra :]):
             lazy.apply(gradient)  # before the main optimizer: both use its step count + 1

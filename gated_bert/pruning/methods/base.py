@@ -33,8 +33,6 @@ class PruningMethod:
         needs_scores: the model's gated kernels must carry trainable scores.
         zeroes_pruned: pruned weights are written as exact zeros into the kernel.
         default_scope: "per_layer" or "global" (used when pruning_scope is auto).
-        updates_by_step: with a linear/cubic schedule, masks update every
-            `movement_pruning_frequency_steps` optimizer steps instead of per epoch.
         group_reduce: how a head's or neuron's importance is made from its
             weights' ("sum" or "l2"; see `pruning/groups.py`).
 
@@ -47,7 +45,6 @@ class PruningMethod:
     needs_scores: ClassVar[bool] = False
     zeroes_pruned: ClassVar[bool] = True
     default_scope: ClassVar[str] = "per_layer"
-    updates_by_step: ClassVar[bool] = False
     group_reduce: ClassVar[str] = "sum"
 
     def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
@@ -77,13 +74,14 @@ class PruningMethod:
         """The optimizer of `extra_variables`, or None."""
         return None
 
-    def train_step_hook(self, inference_loss, training_loss) -> None:
+    def train_step_hook(self, inference_loss, training_loss, kernel_gradients=None) -> None:
         """Runs inside the compiled train step after the gradients, before they are applied.
 
         Args:
             inference_loss: callable giving the batch loss with the current
                 masks, without dropout.
             training_loss: the batch loss of the training forward pass.
+            kernel_gradients: dL/dkernel of each prunable kernel (in `kernels` order), or None.
         """
 
     def on_epoch_begin(self, epoch: int, in_window: bool) -> None:

@@ -1,7 +1,7 @@
 """Magnitude pruning: keep the largest |w| (Han et al. 2015; Zhu & Gupta 2017).
 
 Already pruned weights score `PRUNED`, so they stay pruned; pruned weights are
-zeroed in the kernel. Default schedule linear, scope per layer.
+zeroed in the kernel. Default schedule linear (by step, `pruning_updates`), scope per layer.
 """
 
 from __future__ import annotations

@@ -5,8 +5,12 @@ Every gated kernel carries trainable scores S (the model is built with
 `movement_scores_learning_rate`; the forward pass uses the latest 0/1 mask
 through the straight-through estimator, so dL/dS = W * dL/dW'. Importance is S
 itself: a pruned weight comes back if its score rises. Pruned weights are not
-zeroed (they may return). Default schedule: `movement_schedule` by optimizer
-step, every `movement_pruning_frequency_steps` steps; scope per layer.
+zeroed (they may return). Defaults follow the published recipe: the top-k
+recomputed from S after every optimizer step (`movement_pruning_frequency_steps`
+1), the cubic curve by step (`movement_schedule`), scores starting at 0
+(`movement_score_init`), dense before the window and the final mask held after
+it; scope per layer. Departures (training from scratch, no distillation):
+docs/pruning.md.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ class Movement(PruningMethod):
     name = "movement"
     needs_scores = True
     zeroes_pruned = False
-    updates_by_step = True
 
     def __init__(self, config, kernels):
         super().__init__(config, kernels)
@@ -35,6 +38,9 @@ class Movement(PruningMethod):
                 f"movement pruning needs a model built with with_scores=True; {missing[0]} has no scores"
             )
         self._optimizer = None
+        if config.movement_score_init == "magnitude":
+            for kernel in kernels:
+                kernel.layer.scores.assign(abs(kernel.layer.kernel.numpy()))
 
     @classmethod
     def default_schedule(cls, config) -> str:

@@ -3,7 +3,7 @@
 Active weights get uniform random importances from the method's own seeded
 generator (seed + 2), so the weights removed at each update are a random
 subset of those still active; pruned weights stay pruned and are zeroed.
-Default schedule linear, scope per layer.
+Default schedule linear (by step, like magnitude), scope per layer.
 """
 
 from __future__ import annotations

@@ -2,16 +2,31 @@
 
 During the pruning window, every train step probes: for every gated kernel
 it draws E, ceil(epsilon * active) random active weights, masks them for one
-extra forward pass (without dropout), and credits each weight in E with
-r = L_probe - L_full through an exponential moving average (factor alpha).
-The probe runs inside the compiled train step as TF ops (never as Python side
-effects, which a compiled step would drop), after the gradients are taken and
-before they are applied, so L_full and L_probe see the same weights.
+extra forward pass (without dropout), and turns r = L_probe - L_full into a
+credit per weight of E, averaged by an exponential moving average (factor
+alpha). The probe runs inside the compiled train step as TF ops (never as
+Python side effects, which a compiled step would drop), after the gradients
+are taken and before they are applied, so L_full and L_probe see the same
+weights.
 
-At a mask update, weights are closed in this order (see `sort_keys`):
-already pruned, then probed with reward_ema <= 0 (removing them did not raise
-the loss), then never probed by |w|, then probed with reward_ema > 0. Pruned
-weights are zeroed. Default schedule: the step list; scope global.
+How r becomes a weight's credit (`spt_credit`, see `credits` and docs/pruning.md):
+- shared: every weight of E gets r (the original description);
+- baseline: r minus the running mean reward (an inclusion-indicator regression);
+- first_order: the weight's own first-order term t_i = -g_i * w_i (the loss
+  change a Taylor expansion predicts for removing it), plus an equal share of
+  the residual r - sum_E t (a control variate: the predictable part of r is
+  removed before it is shared);
+- saliency (default): t_i plus a share of the residual in proportion to the
+  weight's second-order saliency w_i^2 * F_i (F: running mean of g_i^2, the
+  empirical Fisher's diagonal), so the measured residual calibrates the
+  second-order term per role instead of being spread as noise.
+
+A weight probed at least `spt_min_probes` times is ranked by its credit EMA;
+the others by the prior T_i + rho_role * w_i^2 * F_i (T: running mean of t_i;
+rho: the running measured ratio residual / sum_E saliency of their role),
+which is in the same loss units. With `shared` the original tiers apply (see
+`sort_keys`). Pruned weights are zeroed. Default schedule: the step list, read
+by optimizer step (`pruning_updates`); scope global.
 
 With a structured granularity (`pruning/groups.py`) a probe removes whole
 heads / neurons (ceil(epsilon * active groups) per block and kind, across all
@@ -30,6 +45,8 @@ from gated_bert.pruning.methods.base import PruningMethod
 
 # Tiers, lowest closed first.
 TIER_PRUNED, TIER_HARMLESS, TIER_UNPROBED, TIER_USEFUL = 0, 1, 2, 3
+CREDITS = ("shared", "baseline", "first_order", "saliency")
+STATS_DECAY = 0.02  # running means of g^2, -g*w, the reward and rho: about the last 50 steps
 
 
 def reward_update(ema, visits, probe, reward, alpha: float):
@@ -38,6 +55,51 @@ def reward_update(ema, visits, probe, reward, alpha: float):
 
     updated = tf.where(visits > 0, (1.0 - alpha) * ema + alpha * reward, reward)
     return tf.where(probe > 0, updated, ema)
+
+
+def credits(credit: str, reward, baseline, probes, first_order, saliency):
+    """Per-weight credits (one tensor per kernel) from one probe's reward r.
+
+    Args:
+        credit: one of CREDITS.
+        reward: r = L_probe - L_full (scalar).
+        baseline: the running mean reward before this step (scalar).
+        probes: 0/1 tensors marking E in each kernel.
+        first_order: t = -g * w per kernel (the Taylor estimate of removing each weight).
+        saliency: w^2 * F per kernel (the second-order estimate, up to a factor).
+
+    Returns:
+        (credits per kernel, residual r - sum_E t, sum_E saliency).
+    """
+    import tensorflow as tf
+
+    predicted = tf.add_n([tf.reduce_sum(p * t) for p, t in zip(probes, first_order)])
+    residual = reward - predicted
+    total_saliency = tf.add_n([tf.reduce_sum(p * s) for p, s in zip(probes, saliency)])
+    size = tf.maximum(tf.add_n([tf.reduce_sum(p) for p in probes]), 1.0)
+    if credit == "shared":
+        out = [tf.zeros_like(p) + reward for p in probes]
+    elif credit == "baseline":
+        out = [tf.zeros_like(p) + (reward - baseline) for p in probes]
+    elif credit == "first_order":
+        out = [t + residual / size for t in first_order]
+    elif credit == "saliency":
+        share = lambda s: tf.math.divide_no_nan(s, total_saliency)  # noqa: E731
+        even = lambda p: p / size  # noqa: E731
+        out = [
+            t + residual * tf.where(total_saliency > 0, share(s), even(p))
+            for t, s, p in zip(first_order, saliency, probes)
+        ]
+    else:
+        raise ValueError(f"unknown SPT credit {credit!r}; choose one of: {', '.join(CREDITS)}")
+    return out, residual, total_saliency
+
+
+def running_mean(old, new, seen, decay: float = STATS_DECAY):
+    """`new` on the first step (`seen` false), else (1 - decay) * old + decay * new."""
+    import tensorflow as tf
+
+    return tf.where(seen, (1.0 - decay) * old + decay * new, new)
 
 
 def sort_keys(
@@ -108,10 +170,14 @@ class SptExplorer:
         seed: int,
         granularity: str = "weight",
         num_heads: int = 1,
+        credit: str = "saliency",
     ):
         import keras
         import tensorflow as tf
 
+        if credit not in CREDITS:
+            raise ValueError(f"unknown SPT credit {credit!r}; choose one of: {', '.join(CREDITS)}")
+        self.credit = credit
         self.kernels = kernels
         self.granularity = granularity
         self.num_heads = num_heads
@@ -128,6 +194,16 @@ class SptExplorer:
             tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"spt_visits_{i}")
             for i, k in enumerate(kernels)
         ]
+        zeros = lambda name: [  # noqa: E731
+            tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"{name}_{i}")
+            for i, k in enumerate(kernels)
+        ]
+        self.fisher = zeros("spt_fisher")  # running mean of g^2
+        self.first_order = zeros("spt_first_order")  # running mean of t = -g * w
+        self.reward_mean = tf.Variable(0.0, trainable=False, name="spt_reward_mean")
+        # measured residual / sum_E saliency, per role (the second-order term's scale)
+        self.rho = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_rho")
+        self.rho_seen = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_rho_seen")
         self.exploring = tf.Variable(False, trainable=False, name="spt_exploring")
         self.probe_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="spt_probe_count")
 
@@ -186,17 +262,30 @@ class SptExplorer:
             )
         return probes
 
-    def probe(self, loss_of_masked_model, full_loss):
+    def probe(self, loss_of_masked_model, full_loss, gradients=None):
         """One exploration step (TF ops): returns the reward, 0 outside the window.
 
         Args:
             loss_of_masked_model: callable returning the batch loss with the
                 current masks (used after E has been masked out).
             full_loss: the batch loss with the current masks, L_full.
+            gradients: dL/dkernel per kernel (the train step's), or None: then the
+                first-order and saliency terms are 0 (credits fall back to an even share).
         """
         import tensorflow as tf
 
         def explore():
+            seen = self.probe_count > 0
+            if gradients is None:
+                grads = [tf.zeros_like(k.layer.mask) for k in self.kernels]
+            else:
+                grads = [tf.convert_to_tensor(g) for g in gradients]
+            weights = [k.layer.kernel * k.layer.mask for k in self.kernels]
+            taylor = [-g * w for g, w in zip(grads, weights)]
+            for fisher, first, g, t in zip(self.fisher, self.first_order, grads, taylor):
+                fisher.assign(running_mean(fisher, g * g, seen))
+                first.assign(running_mean(first, t, seen))
+            saliency = [w * w * f for w, f in zip(weights, self.fisher)]
             probes = self._probes()
             for kernel, probe in zip(self.kernels, probes):
                 kernel.layer.mask.assign_sub(probe)  # E is a subset of the active weights
@@ -204,13 +293,40 @@ class SptExplorer:
             for kernel, probe in zip(self.kernels, probes):
                 kernel.layer.mask.assign_add(probe)  # restore exactly
             reward = tf.cast(probe_loss - full_loss, tf.float32)
-            for ema, visits, probe in zip(self.reward_ema, self.visits, probes):
-                ema.assign(reward_update(ema, visits, probe, reward, self.alpha))
+            credit, residual, total = credits(self.credit, reward, self.reward_mean, probes, taylor, saliency)
+            self._update_rho(probes, saliency, residual, total)
+            self.reward_mean.assign(running_mean(self.reward_mean, reward, seen))
+            for ema, visits, probe, c in zip(self.reward_ema, self.visits, probes, credit):
+                ema.assign(reward_update(ema, visits, probe, c, self.alpha))
                 visits.assign_add(probe)
             self.probe_count.assign_add(1)
             return reward
 
         return tf.cond(self.exploring, explore, lambda: tf.constant(0.0))
+
+    def _update_rho(self, probes, saliency, residual, total):
+        """rho of each role probed this step <- running mean of residual / sum_E saliency."""
+        import tensorflow as tf
+
+        probed_roles = tf.stack(
+            [
+                tf.add_n([tf.reduce_sum(p) for k, p in zip(self.kernels, probes) if k.role == role])
+                for role in self.roles
+            ]
+        )
+        ratio = tf.math.divide_no_nan(residual, total)
+        hit = (probed_roles > 0) & (total > 0)
+        updated = running_mean(self.rho, ratio, self.rho_seen > 0)
+        self.rho.assign(tf.where(hit, updated, self.rho))
+        self.rho_seen.assign(tf.where(hit, 1.0, self.rho_seen))
+
+    def prior(self, index: int) -> np.ndarray:
+        """Estimated loss increase of removing each weight of kernel `index` before its probes
+        are trusted: T + max(rho_role, 0) * w^2 * F."""
+        kernel = self.kernels[index]
+        rho = max(float(self.rho.numpy()[self.roles.index(kernel.role)]), 0.0)
+        weights = kernel.layer.kernel.numpy() * kernel.layer.mask.numpy()
+        return self.first_order[index].numpy() + rho * weights * weights * self.fisher[index].numpy()
 
     def state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.reward_ema[index].numpy(), self.visits[index].numpy()
@@ -230,7 +346,9 @@ class Spt(PruningMethod):
             seed=config.seed + 1,
             granularity=config.pruning_granularity,
             num_heads=config.architecture().num_heads,
+            credit=config.spt_credit,
         )
+        self.min_probes = config.spt_min_probes
         # With dropout the training forward pass is noisy: L_full is recomputed without it.
         self.full_loss_without_dropout = config.dropout_rate > 0
 
@@ -238,7 +356,18 @@ class Spt(PruningMethod):
     def default_schedule(cls, config) -> str:
         return "steps"
 
+    def estimates(self, index: int) -> np.ndarray:
+        """Estimated loss increase of removing each weight (credit EMA once trusted, else the
+        prior); pruned weights get -inf, so they stay pruned."""
+        mask = self.kernels[index].layer.mask.numpy()
+        ema, visits = self.explorer.state(index)
+        trusted = visits >= max(self.min_probes, 1)
+        value = np.where(trusted, ema, self.explorer.prior(index)).astype(np.float64)
+        return np.where(mask > 0, value, -np.inf)
+
     def importances(self, scope: str) -> list[np.ndarray]:
+        if self.explorer.credit != "shared":  # one key, the estimate: fast enough for by-step updates
+            return [self.estimates(i) for i in range(len(self.kernels))]
         keys = [
             sort_keys(k.layer.kernel.numpy(), k.layer.mask.numpy(), *self.explorer.state(i))
             for i, k in enumerate(self.kernels)
@@ -248,9 +377,9 @@ class Spt(PruningMethod):
             return split_like(rank_importance(joined), [k.layer.mask for k in self.kernels])
         return [rank_importance(key).reshape(k.layer.mask.shape) for key, k in zip(keys, self.kernels)]
 
-    def train_step_hook(self, inference_loss, training_loss) -> None:
+    def train_step_hook(self, inference_loss, training_loss, kernel_gradients=None) -> None:
         full_loss = inference_loss() if self.full_loss_without_dropout else training_loss
-        self.explorer.probe(inference_loss, full_loss)
+        self.explorer.probe(inference_loss, full_loss, kernel_gradients)
 
     def on_epoch_begin(self, epoch: int, in_window: bool) -> None:
         self.explorer.exploring.assign(in_window)
@@ -264,5 +393,10 @@ class Spt(PruningMethod):
             "reward_ema": list(explorer.reward_ema),
             "visits": list(explorer.visits),
             "probe_count": explorer.probe_count,
+            "fisher": list(explorer.fisher),
+            "first_order": list(explorer.first_order),
+            "reward_mean": explorer.reward_mean,
+            "rho": explorer.rho,
+            "rho_seen": explorer.rho_seen,
             "seed_generator": explorer.seed_generator.state,
         }

@@ -191,8 +191,9 @@ class GatedBertConfig:
     )
     movement_pruning_frequency_steps: int | None = _help(
         "Optimizer steps between mask updates with pruning_updates=step, for every method (named "
-        "after movement in the original description). Default 1: the top-k is recomputed before "
-        "every forward pass, as in movement pruning's published recipe.",
+        "after movement in the original description). Default: movement 1 (the top-k recomputed "
+        "before every forward pass, its published recipe); the others 10 (a mask update costs "
+        "them a ranking of every weight).",
         default=None,
     )
     movement_schedule: str = _help(
@@ -321,7 +322,9 @@ class GatedBertConfig:
     def effective_movement_frequency(self) -> int:
         if self.movement_pruning_frequency_steps is not None:
             return self.movement_pruning_frequency_steps
-        return 1
+        if methods.is_baseline(self.pruning_method):
+            return 1
+        return methods.get_method(self.pruning_method).default_frequency
 
     @property
     def effective_sparsity_steps(self) -> tuple[float, ...]:

@@ -125,6 +125,13 @@ EXPERIMENT_FLAGS = (
     ShortFlag("", "--data-dir", "data_dir"),
     ShortFlag("", "--max-train-samples", "max_train_samples"),
     ShortFlag("", "--output-root", "output_root"),
+    # beyond the original script: the training recipe and the pruning settings the results vary
+    ShortFlag("", "--lr-schedule", "lr_schedule"),
+    ShortFlag("", "--warmup-ratio", "warmup_ratio"),
+    ShortFlag("", "--dropout-rate", "dropout_rate"),
+    ShortFlag("", "--weight-decay", "weight_decay"),
+    ShortFlag("", "--pruning-updates", "pruning_updates"),
+    ShortFlag("", "--spt-credit", "spt_credit"),
 )
 TRUE_FALSE = click.Choice(["true", "false"], case_sensitive=False)
 

@@ -18,6 +18,7 @@ def test_spec_defaults():
     )
     assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "cubic")
     assert (c.spt_credit, c.spt_min_probes, c.movement_score_init) == ("saliency", 2, "zeros")
+    assert c.pruning_updates == "step" and c.effective_movement_frequency == 10  # spt
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5
     assert c.pruning_method == "spt" and c.enable_pruning
@@ -33,7 +34,7 @@ def test_spec_defaults():
     ],
 )
 def test_presets_and_size_scaled_defaults(size, shape, epsilon, frequency):
-    c = GatedBertConfig(model_size=size)
+    c = GatedBertConfig(model_size=size, pruning_method="movement")
     arch = c.architecture()
     assert (arch.num_layers, arch.d_model, arch.num_heads, arch.dff) == shape
     assert (arch.vocab_size, arch.max_len) == (30522, 128)

@@ -35,6 +35,8 @@ class PruningMethod:
         default_scope: "per_layer" or "global" (used when pruning_scope is auto).
         group_reduce: how a head's or neuron's importance is made from its
             weights' ("sum" or "l2"; see `pruning/groups.py`).
+        default_frequency: optimizer steps between by-step mask updates when
+            `movement_pruning_frequency_steps` is not given.
 
     Args:
         config: the run's configuration.
@@ -46,6 +48,7 @@ class PruningMethod:
     zeroes_pruned: ClassVar[bool] = True
     default_scope: ClassVar[str] = "per_layer"
     group_reduce: ClassVar[str] = "sum"
+    default_frequency: ClassVar[int] = 10
 
     def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
         self.config = config

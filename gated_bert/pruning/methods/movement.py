@@ -28,6 +28,7 @@ def movement_importance(scores: np.ndarray) -> np.ndarray:
 class Movement(PruningMethod):
     name = "movement"
     needs_scores = True
+    default_frequency = 1  # the published recipe: the top-k before every forward pass
     zeroes_pruned = False
 
     def __init__(self, config, kernels):

@@ -6,7 +6,10 @@ A 1-block micro model (d 16, 32 FFN neurons) is trained 3 epochs on the tests' s
 when one weight of ffn_in (512 weights) alone is removed. SPT probes as in training (epsilon 0.01
 of every kernel, ~10 of ffn_in's weights per probe, a new mini-batch of 32 each step). Printed
 per credit: Spearman with the truth after N probes, the split-half reliability (Spearman between
-two runs with different probe seeds and batch orders), and magnitude's Spearman.
+two runs with different probe seeds and batch orders), the noise of a weight's score (its variance
+between the two runs over the variance of scores across weights: 0 = repeatable, ~1 = noise), and
+magnitude's Spearman. Also probing
+one role per step (`spt_explore_per_layer`: fewer weights behind each reward).
 
 Usage: python benchmarks/spt_estimator.py [--steps 100,400,1600]
 Run from the repository root (it borrows the tests' synthetic data writer).
@@ -52,11 +55,16 @@ def main() -> None:
     loss_fn = task_loss(prepared.task)
     every = pad_batch(split, np.arange(len(split)))
 
-    def setup(credit: str, seed: int):
+    def setup(credit: str, seed: int, per_layer: bool = False):
         for variable, value in zip(model.weights, trained):
             variable.assign(value)
         spt = config.replace(
-            pruning_method="spt", enable_pruning=True, spt_epsilon=0.01, spt_credit=credit, seed=seed
+            pruning_method="spt",
+            enable_pruning=True,
+            spt_epsilon=0.01,
+            spt_credit=credit,
+            spt_explore_per_layer=per_layer,
+            seed=seed,
         )
         pruner = Pruner(spt, model, steps_per_epoch=1)
         roles = {k.role: k for k in pruner.kernels}
@@ -80,8 +88,8 @@ def main() -> None:
     ffn_in.layer.mask.assign(kept)
     magnitude_rho = spearmanr(np.abs(ffn_in.layer.kernel.numpy()).reshape(-1), truth)[0]
 
-    def estimate(credit: str, steps: int, seed: int) -> np.ndarray:
-        pruner, ffn_in = setup(credit, seed)
+    def estimate(credit: str, per_layer: bool, steps: int, seed: int) -> np.ndarray:
+        pruner, ffn_in = setup(credit, seed, per_layer)
         explorer = pruner.method.explorer
         explorer.exploring.assign(True)
         kernels = [k.layer.kernel for k in pruner.kernels]
@@ -99,13 +107,22 @@ def main() -> None:
         return pruner.method.importances("per_layer")[pruner.kernels.index(ffn_in)].reshape(-1)
 
     print(f"magnitude: Spearman with the truth {magnitude_rho:.3f} (misled by construction)")
-    print("| credit | probes | mean probes per weight | Spearman(SPT, truth) | split-half Spearman |")
-    print("|---|---|---|---|---|")
-    for credit in SPT_CREDITS:
+    print(
+        "| credit | probed per step | probes | Spearman(SPT, truth) | split-half Spearman "
+        "| score variance between runs / across weights |"
+    )
+    print("|---|---|---|---|---|---|")
+    # per layer: one role per step (ffn_in every 6th step): fewer weights behind each reward
+    variants = [(credit, False) for credit in SPT_CREDITS] + [("shared", True), ("saliency", True)]
+    for credit, per_layer in variants:
         for steps in steps_list:
-            a, b = estimate(credit, steps, 1), estimate(credit, steps, 2)
+            a, b = estimate(credit, per_layer, steps, 1), estimate(credit, per_layer, steps, 2)
             rho, reliability = spearmanr(a, truth)[0], spearmanr(a, b)[0]
-            print(f"| {credit} | {steps} | {0.01 * steps:.1f} | {rho:.3f} | {reliability:.3f} |", flush=True)
+            noise = np.var(a - b) / 2 / max(np.var((a + b) / 2), 1e-30)  # a weight's score variance, relative
+            scope = "one role" if per_layer else "every kernel"
+            print(
+                f"| {credit} | {scope} | {steps} | {rho:.3f} | {reliability:.3f} | {noise:.2f} |", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -139,11 +139,14 @@ def describe(plan: ExperimentPlan) -> list[str]:
         f"  task               {base.task}  (data: {base.data_dir or 'HuggingFace hub'})",
         f"  model              {base.model_size}: {arch.num_layers} layers x {arch.d_model} hidden x "
         f"{arch.num_heads} heads x {arch.dff} FFN, max_len {arch.max_len}",
-        f"  training           {base.epochs} epochs, batch {base.batch_size}, lr {base.learning_rate:g}"
+        f"  training           {base.epochs} epochs, batch {base.batch_size}, lr {base.learning_rate:g} "
+        f"{base.lr_schedule} (warm-up {base.warmup_ratio:g}), dropout {base.dropout_rate:g}, "
+        f"weight decay {base.weight_decay:g}"
         + (f", {base.max_train_samples} training examples" if base.max_train_samples else ""),
         f"  sparsity           {base.start_sparsity:g} -> {base.end_sparsity:g} over epochs "
-        f"{base.pruning_start_epoch}..{base.pruning_end_epoch}; steps {steps}",
+        f"{base.pruning_start_epoch}..{base.pruning_end_epoch}, masks updated by {base.pruning_updates}; "
+        f"steps {steps}",
         f"  spt                explore per layer {str(base.spt_explore_per_layer).lower()}, "
-        f"epsilon {base.effective_spt_epsilon:g}, alpha {base.spt_reward_alpha:g}",
+        f"epsilon {base.effective_spt_epsilon:g}, alpha {base.spt_reward_alpha:g}, credit {base.spt_credit}",
         f"  output root        {base.output_root}",
     ]

@@ -75,9 +75,7 @@ class PruningTrainer(keras.Model):
         gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
         if self.method is not None:
             kernel_gradients = (
-                None
-                if None in self.kernel_positions
-                else [gradients[i] for i in self.kernel_positions]
+                None if None in self.kernel_positions else [gradients[i] for i in self.kernel_positions]
             )
             self.method.train_step_hook(
                 lambda: self.loss_fn(y, self.classifier(x, training=False)), loss, kernel_gradients

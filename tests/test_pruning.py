@@ -224,8 +224,8 @@ def test_methods_name_the_state_a_checkpoint_needs():
         ("movement", {"scores_optimizer"}),
         (
             "spt",
-            {"reward_ema", "visits", "probe_count", "seed_generator", "fisher", "first_order"}
-            | {"reward_mean", "rho", "rho_seen"},
+            {"reward_ema", "visits", "probe_count", "seed_generator", "fisher"}
+            | {"reward_mean", "role_reward", "saliency_mean", "rho_seen"},
         ),
     ):
         config = micro_config(pruning_method=method, pruning_start_epoch=1, pruning_end_epoch=2)

@@ -16,14 +16,16 @@ How r becomes a weight's credit (`spt_credit`, see `credits` and docs/pruning.md
   change a Taylor expansion predicts for removing it), plus an equal share of
   the residual r - sum_E t (a control variate: the predictable part of r is
   removed before it is shared);
-- saliency (default): t_i plus a share of the residual in proportion to the
-  weight's second-order saliency w_i^2 * F_i (F: running mean of g_i^2, the
-  empirical Fisher's diagonal), so the measured residual calibrates the
-  second-order term per role instead of being spread as noise.
+- saliency (default): a share of r in proportion to the weight's saliency
+  w_i^2 * F_i (F: running mean of g_i^2, the empirical Fisher's diagonal;
+  Optimal Brain Damage's second-order term), so the measured reward is
+  attributed to the weights that most likely caused it instead of being
+  spread as noise.
 
 A weight probed at least `spt_min_probes` times is ranked by its credit EMA;
-the others by the prior T_i + rho_role * w_i^2 * F_i (T: running mean of t_i;
-rho: the running measured ratio residual / sum_E saliency of their role),
+the others by the prior rho_role * w_i^2 * F_i (rho: the measured ratio mean
+reward / mean sum_E saliency of the probes of their role, batch/2 until measured
+positive),
 which is in the same loss units. With `shared` the original tiers apply (see
 `sort_keys`). Pruned weights are zeroed. Default schedule: the step list, read
 by optimizer step (`pruning_updates`); scope global.
@@ -69,30 +71,26 @@ def credits(credit: str, reward, baseline, probes, first_order, saliency):
         saliency: w^2 * F per kernel (the second-order estimate, up to a factor).
 
     Returns:
-        (credits per kernel, residual r - sum_E t, sum_E saliency).
+        (credits per kernel, sum_E saliency).
     """
     import tensorflow as tf
 
-    predicted = tf.add_n([tf.reduce_sum(p * t) for p, t in zip(probes, first_order)])
-    residual = reward - predicted
     total_saliency = tf.add_n([tf.reduce_sum(p * s) for p, s in zip(probes, saliency)])
     size = tf.maximum(tf.add_n([tf.reduce_sum(p) for p in probes]), 1.0)
     if credit == "shared":
-        out = [tf.zeros_like(p) + reward for p in probes]
-    elif credit == "baseline":
-        out = [tf.zeros_like(p) + (reward - baseline) for p in probes]
-    elif credit == "first_order":
-        out = [t + residual / size for t in first_order]
-    elif credit == "saliency":
-        share = lambda s: tf.math.divide_no_nan(s, total_saliency)  # noqa: E731
-        even = lambda p: p / size  # noqa: E731
-        out = [
-            t + residual * tf.where(total_saliency > 0, share(s), even(p))
-            for t, s, p in zip(first_order, saliency, probes)
+        return [tf.zeros_like(p) + reward for p in probes], total_saliency
+    if credit == "baseline":
+        return [tf.zeros_like(p) + (reward - baseline) for p in probes], total_saliency
+    if credit == "first_order":
+        predicted = tf.add_n([tf.reduce_sum(p * t) for p, t in zip(probes, first_order)])
+        return [t + (reward - predicted) / size for t in first_order], total_saliency
+    if credit == "saliency":
+        share = [
+            tf.where(total_saliency > 0, tf.math.divide_no_nan(s, total_saliency), p / size)
+            for s, p in zip(saliency, probes)
         ]
-    else:
-        raise ValueError(f"unknown SPT credit {credit!r}; choose one of: {', '.join(CREDITS)}")
-    return out, residual, total_saliency
+        return [reward * w for w in share], total_saliency
+    raise ValueError(f"unknown SPT credit {credit!r}; choose one of: {', '.join(CREDITS)}")
 
 
 def running_mean(old, new, seen, decay: float = STATS_DECAY):
@@ -171,6 +169,7 @@ class SptExplorer:
         granularity: str = "weight",
         num_heads: int = 1,
         credit: str = "saliency",
+        curvature_prior: float = 1.0,
     ):
         import keras
         import tensorflow as tf
@@ -194,16 +193,16 @@ class SptExplorer:
             tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"spt_visits_{i}")
             for i, k in enumerate(kernels)
         ]
-        zeros = lambda name: [  # noqa: E731
-            tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"{name}_{i}")
+        self.fisher = [  # running mean of g^2
+            tf.Variable(tf.zeros(k.layer.mask.shape), trainable=False, name=f"spt_fisher_{i}")
             for i, k in enumerate(kernels)
         ]
-        self.fisher = zeros("spt_fisher")  # running mean of g^2
-        self.first_order = zeros("spt_first_order")  # running mean of t = -g * w
         self.reward_mean = tf.Variable(0.0, trainable=False, name="spt_reward_mean")
-        # measured residual / sum_E saliency, per role (the second-order term's scale)
-        self.rho = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_rho")
+        # per role: running means of the reward and of sum_E saliency of the probes that touched it
+        self.role_reward = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_role_reward")
+        self.saliency_mean = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_saliency")
         self.rho_seen = tf.Variable(tf.zeros(len(self.roles)), trainable=False, name="spt_rho_seen")
+        self.curvature_prior = float(curvature_prior)
         self.exploring = tf.Variable(False, trainable=False, name="spt_exploring")
         self.probe_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="spt_probe_count")
 
@@ -282,9 +281,8 @@ class SptExplorer:
                 grads = [tf.convert_to_tensor(g) for g in gradients]
             weights = [k.layer.kernel * k.layer.mask for k in self.kernels]
             taylor = [-g * w for g, w in zip(grads, weights)]
-            for fisher, first, g, t in zip(self.fisher, self.first_order, grads, taylor):
+            for fisher, g in zip(self.fisher, grads):
                 fisher.assign(running_mean(fisher, g * g, seen))
-                first.assign(running_mean(first, t, seen))
             saliency = [w * w * f for w, f in zip(weights, self.fisher)]
             probes = self._probes()
             for kernel, probe in zip(self.kernels, probes):
@@ -293,8 +291,8 @@ class SptExplorer:
             for kernel, probe in zip(self.kernels, probes):
                 kernel.layer.mask.assign_add(probe)  # restore exactly
             reward = tf.cast(probe_loss - full_loss, tf.float32)
-            credit, residual, total = credits(self.credit, reward, self.reward_mean, probes, taylor, saliency)
-            self._update_rho(probes, saliency, residual, total)
+            credit, total = credits(self.credit, reward, self.reward_mean, probes, taylor, saliency)
+            self._update_rho(probes, reward, total)
             self.reward_mean.assign(running_mean(self.reward_mean, reward, seen))
             for ema, visits, probe, c in zip(self.reward_ema, self.visits, probes, credit):
                 ema.assign(reward_update(ema, visits, probe, c, self.alpha))
@@ -304,8 +302,8 @@ class SptExplorer:
 
         return tf.cond(self.exploring, explore, lambda: tf.constant(0.0))
 
-    def _update_rho(self, probes, saliency, residual, total):
-        """rho of each role probed this step <- running mean of residual / sum_E saliency."""
+    def _update_rho(self, probes, reward, total):
+        """Per role probed this step: running means of the reward and of sum_E saliency."""
         import tensorflow as tf
 
         probed_roles = tf.stack(
@@ -314,19 +312,29 @@ class SptExplorer:
                 for role in self.roles
             ]
         )
-        ratio = tf.math.divide_no_nan(residual, total)
         hit = (probed_roles > 0) & (total > 0)
-        updated = running_mean(self.rho, ratio, self.rho_seen > 0)
-        self.rho.assign(tf.where(hit, updated, self.rho))
+        seen = self.rho_seen > 0
+        self.role_reward.assign(tf.where(hit, running_mean(self.role_reward, reward, seen), self.role_reward))
+        self.saliency_mean.assign(
+            tf.where(hit, running_mean(self.saliency_mean, total, seen), self.saliency_mean)
+        )
         self.rho_seen.assign(tf.where(hit, 1.0, self.rho_seen))
+
+    def rho(self) -> np.ndarray:
+        """Per role: measured loss increase per unit of saliency, mean reward / mean sum_E saliency
+        (a ratio of running means: stable where a mean of ratios is not); `curvature_prior` until
+        a role's mean reward is positive."""
+        reward, saliency = self.role_reward.numpy(), self.saliency_mean.numpy()
+        measured = (reward > 0) & (saliency > 0)
+        return np.where(measured, reward / np.where(measured, saliency, 1.0), self.curvature_prior)
 
     def prior(self, index: int) -> np.ndarray:
         """Estimated loss increase of removing each weight of kernel `index` before its probes
-        are trusted: T + max(rho_role, 0) * w^2 * F."""
+        are trusted: rho_role * w^2 * F (Optimal Brain Damage's saliency on the measured scale)."""
         kernel = self.kernels[index]
-        rho = max(float(self.rho.numpy()[self.roles.index(kernel.role)]), 0.0)
+        rho = float(self.rho()[self.roles.index(kernel.role)])
         weights = kernel.layer.kernel.numpy() * kernel.layer.mask.numpy()
-        return self.first_order[index].numpy() + rho * weights * weights * self.fisher[index].numpy()
+        return rho * weights * weights * self.fisher[index].numpy()
 
     def state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.reward_ema[index].numpy(), self.visits[index].numpy()
@@ -347,6 +355,8 @@ class Spt(PruningMethod):
             granularity=config.pruning_granularity,
             num_heads=config.architecture().num_heads,
             credit=config.spt_credit,
+            # OBD: the loss rises by H w^2 / 2; a batch's g^2 is about the per-example Fisher / batch
+            curvature_prior=config.batch_size / 2,
         )
         self.min_probes = config.spt_min_probes
         # With dropout the training forward pass is noisy: L_full is recomputed without it.
@@ -394,9 +404,9 @@ class Spt(PruningMethod):
             "visits": list(explorer.visits),
             "probe_count": explorer.probe_count,
             "fisher": list(explorer.fisher),
-            "first_order": list(explorer.first_order),
             "reward_mean": explorer.reward_mean,
-            "rho": explorer.rho,
+            "role_reward": explorer.role_reward,
+            "saliency_mean": explorer.saliency_mean,
             "rho_seen": explorer.rho_seen,
             "seed_generator": explorer.seed_generator.state,
         }

@@ -67,7 +67,8 @@ def credits(credit: str, reward, baseline, probes, first_order, saliency):
         reward: r = L_probe - L_full (scalar).
         baseline: the running mean reward before this step (scalar).
         probes: 0/1 tensors marking E in each kernel.
-        first_order: t = -g * w per kernel (the Taylor estimate of removing each weight).
+        first_order: t = -g * w per kernel (the Taylor estimate of removing each weight);
+            needed only by the first_order credit (None otherwise).
         saliency: w^2 * F per kernel (the second-order estimate, up to a factor).
 
     Returns:
@@ -280,7 +281,8 @@ class SptExplorer:
             else:
                 grads = [tf.convert_to_tensor(g) for g in gradients]
             weights = [k.layer.kernel * k.layer.mask for k in self.kernels]
-            taylor = [-g * w for g, w in zip(grads, weights)]
+            # the Taylor term only where the credit uses it (an O(weights) pass per step otherwise)
+            taylor = [-g * w for g, w in zip(grads, weights)] if self.credit == "first_order" else None
             for fisher, g in zip(self.fisher, grads):
                 fisher.assign(running_mean(fisher, g * g, seen))
             saliency = [w * w * f for w, f in zip(weights, self.fisher)]

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """Ctrl-C tests need SIGINT to interrupt: a suite started in the background by a shell without
+    job control inherits SIGINT ignored (and so would every process it starts)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

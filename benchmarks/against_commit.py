@@ -31,13 +31,13 @@ print(speed[-1], run.data.metrics.get("final_eval_accuracy"))
 """
 
 
-def one_run(code: Path, glue_dir: str, method: str, folder: Path) -> tuple[float, float]:
+def one_run(code: Path, glue_dir: str, method: str, folder: Path, seed: int) -> tuple[float, float]:
     uri = f"sqlite:///{folder}/mlflow.db"
     env = dict(os.environ, PYTHONPATH=str(code), MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_RUN_ID", None)
     args = ["--task", "sst2", "--model-size", "tiny", "--epochs", "2", "--batch-size", "96"]
     args += ["--max-train-samples", "4800", "--pruning-method", method, "--data-dir", glue_dir]
-    args += ["--verbose", "0", "--output-root", str(folder)]
+    args += ["--verbose", "0", "--output-root", str(folder), "--seed", str(seed)]
     command = [sys.executable, "-m", "gated_bert.cli", "train", *args]
     subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
     out = subprocess.run(
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--commit", default="e05a131")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--method", default="none")
+    parser.add_argument("--seeds", default="1,2,3", help="round r uses the r-th seed (cycling), old and new alike")
     parser.add_argument(
         "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
     )
@@ -69,18 +70,26 @@ def main() -> None:
         )
         try:
             speeds: dict[str, list[float]] = {"old": [], "new": []}
+            accuracies: dict[str, list[float]] = {"old": [], "new": []}
+            seeds = [int(s) for s in args.seeds.split(",")]
             for round_ in range(args.rounds):
+                seed = seeds[round_ % len(seeds)]
                 for label, code in (("old", old), ("new", REPO)):
                     folder = Path(tmp) / f"{label}_{round_}"
                     folder.mkdir()
-                    speed, accuracy = one_run(code, glue, args.method, folder)
+                    speed, accuracy = one_run(code, glue, args.method, folder, seed)
                     speeds[label].append(speed)
+                    accuracies[label].append(accuracy)
                     print(
-                        f"round {round_ + 1} {label}: {speed:8.1f} examples/s at epoch 2, dev accuracy {accuracy:.4f}",
+                        f"round {round_ + 1} (seed {seed}) {label}: {speed:8.1f} examples/s at epoch 2, "
+                        f"dev accuracy {accuracy:.4f}",
                         flush=True,
                     )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
+    for label, values in accuracies.items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"{label}: final dev accuracy {statistics.mean(values):.4f} +- {spread:.4f} (n={len(values)})")
     ratios = [n / o for n, o in zip(speeds["new"], speeds["old"])]
     print(
         f"new/old per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"

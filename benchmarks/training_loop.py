@@ -8,7 +8,8 @@ Prints, all measured in this one run on this machine:
    utilisation: the encoder's forward+backward FLOPs of the real (non-padding)
    tokens per second, as a share of the matmul peak;
 3. the switchable speed settings before/after (dense vs lazy embedding
-   updates, BERT's 30,522-row vocabulary vs the tokenizer's, XLA on/off).
+   updates, BERT's 30,522-row vocabulary vs the tokenizer's, Keras' AdamW ops
+   vs the fused Adam kernel, XLA on/off).
 Configurations are interleaved over `--rounds` rounds; medians are printed.
 
 Usage: python benchmarks/training_loop.py [--samples 4800] [--rounds 3] [--sizes tiny,small]
@@ -75,8 +76,9 @@ def configurations(sizes: list[str], samples: int, glue_dir: str) -> dict[str, G
         baseline = out[f"{size} none"]
         out[f"{size} none, dense embedding updates"] = baseline.replace(embedding_updates="dense")
         out[f"{size} none, vocab 30522"] = baseline.replace(vocab_size=30522)
-        out[f"{size} none, dense + vocab 30522 (before)"] = baseline.replace(
-            embedding_updates="dense", vocab_size=30522
+        out[f"{size} none, Keras AdamW ops (not fused)"] = baseline.replace(adamw_kernel="keras")
+        out[f"{size} none, dense + vocab 30522 + Keras AdamW (before)"] = baseline.replace(
+            embedding_updates="dense", vocab_size=30522, adamw_kernel="keras"
         )
         out[f"{size} none, XLA"] = baseline.replace(jit_compile="true")
     return out

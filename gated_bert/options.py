@@ -132,6 +132,8 @@ EXPERIMENT_FLAGS = (
     ShortFlag("", "--weight-decay", "weight_decay"),
     ShortFlag("", "--pruning-updates", "pruning_updates"),
     ShortFlag("", "--spt-credit", "spt_credit"),
+    ShortFlag("", "--sparsity-schedule", "sparsity_schedule"),
+    ShortFlag("", "--pruning-scope", "pruning_scope"),
 )
 TRUE_FALSE = click.Choice(["true", "false"], case_sensitive=False)
 

@@ -86,6 +86,25 @@ def test_mask_for_exact_count_with_ties_and_2d():
     assert mask.shape == (8, 8) and int((mask == 0).sum()) == round(0.9 * 64)
 
 
+def test_mask_for_keeps_the_first_tied_weights_and_ranks_nan_last():
+    importance = np.array([1.0, 5.0, 3.0, 3.0, 3.0, 0.0])
+    assert mask_for(importance, 0.5).tolist() == [0, 1, 1, 1, 0, 0]  # keep 3: 5 and the first two 3s
+    assert mask_for(np.array([np.nan, 2.0, -np.inf, 1.0]), 0.5).tolist() == [0, 1, 0, 1]
+    assert mask_for(np.ones(7), 1.0).sum() == 0
+
+
+def test_mask_for_agrees_with_a_full_sort():
+    rng = np.random.default_rng(3)
+    importance = rng.normal(size=(64, 32)).round(1)  # many ties
+    for sparsity in (0.1, 0.5, 0.9, 0.99):
+        mask = mask_for(importance, sparsity).reshape(-1)
+        keep = keep_count(importance.size, sparsity)
+        order = np.lexsort((np.arange(importance.size), -importance.reshape(-1)))  # value desc, position asc
+        expected = np.zeros(importance.size)
+        expected[order[:keep]] = 1
+        np.testing.assert_array_equal(mask, expected)
+
+
 def test_global_scope_one_threshold():
     a = np.array([1.0, 2.0, 3.0, 4.0])
     b = np.array([[10.0, 20.0], [30.0, 40.0]])

@@ -185,3 +185,50 @@ def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
     assert lazy_result.rows[-1]["eval_accuracy"] == pytest.approx(
         dense_result.rows[-1]["eval_accuracy"], abs=0.1
     )
+
+
+def _apply_step(optimizer, variables):
+    import tensorflow as tf
+
+    return tf.function(lambda gradients: optimizer.apply(gradients, variables))
+
+
+@pytest.mark.parametrize("kind", ["AdamW", "Adam"])
+def test_fused_adam_is_keras_adam_to_float32_rounding(kind):
+    """Five steps (AdamW with weight decay): weights and moments as Keras' optimizer gives them."""
+    import keras
+    import tensorflow as tf
+
+    from gated_bert.training import fused_adamw
+
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+    grads = [[rng.normal(size=s.shape).astype(np.float32) for s in start] for _ in range(5)]
+    results = []
+    decay = {"weight_decay": 0.1} if kind == "AdamW" else {}
+    keras_optimizer = getattr(keras.optimizers, kind)(0.05, **decay)
+    for optimizer in (keras_optimizer, getattr(fused_adamw, f"Fused{kind}")(0.05, **decay)):
+        variables = [keras.Variable(s) for s in start]
+        optimizer.build(variables)
+        step = _apply_step(optimizer, variables)
+        for gs in grads:
+            step([tf.constant(g) for g in gs])
+        results.append(([v.numpy() for v in variables], [v.numpy() for v in optimizer.variables]))
+    (keras_w, keras_state), (fused_w, fused_state) = results
+    for a, b in zip(keras_w + keras_state, fused_w + fused_state):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(keras_w[0], start[0], atol=1e-3)  # the steps did move the weights
+    assert [v.shape for v in keras_state] == [v.shape for v in fused_state]  # same state, same order
+
+
+def test_fit_uses_the_fused_adamw_unless_asked_for_keras(sst2_dir):
+    from gated_bert.training.fused_adamw import FusedAdamW
+
+    config = micro_config(data_dir=str(sst2_dir), epochs=1)
+    prepared = prepare_data(config)
+    classifier = fit_module.build_classifier(fit_module.with_tokenizer_vocab(config, prepared), prepared.task)
+    trainer = fit_module._compiled_trainer(config, classifier, None, prepared.task, False, 3)
+    assert type(trainer.optimizer) is FusedAdamW
+    keras_config = config.replace(adamw_kernel="keras")
+    trainer = fit_module._compiled_trainer(keras_config, classifier, None, prepared.task, False, 3)
+    assert type(trainer.optimizer).__name__ == "AdamW"

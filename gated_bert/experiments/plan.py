@@ -145,7 +145,7 @@ def describe(plan: ExperimentPlan) -> list[str]:
         + (f", {base.max_train_samples} training examples" if base.max_train_samples else ""),
         f"  sparsity           {base.start_sparsity:g} -> {base.end_sparsity:g} over epochs "
         f"{base.pruning_start_epoch}..{base.pruning_end_epoch}, masks updated by {base.pruning_updates}; "
-        f"steps {steps}",
+        f"schedule {base.sparsity_schedule}, scope {base.pruning_scope}, steps {steps}",
         f"  spt                explore per layer {str(base.spt_explore_per_layer).lower()}, "
         f"epsilon {base.effective_spt_epsilon:g}, alpha {base.spt_reward_alpha:g}, credit {base.spt_credit}",
         f"  output root        {base.output_root}",

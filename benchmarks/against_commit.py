@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("--commit", default="e05a131")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--method", default="none")
-    parser.add_argument("--seeds", default="1,2,3", help="round r uses the r-th seed (cycling), old and new alike")
+    parser.add_argument(
+        "--seeds", default="1,2,3", help="round r uses the r-th seed (cycling), old and new alike"
+    )
     parser.add_argument(
         "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
     )

@@ -70,6 +70,34 @@ def test_attention_depends_on_query_key_and_ignores_padding():
     assert np.abs(changed - out.numpy()).max() > 1e-3
 
 
+def test_attention_equals_a_numpy_reference_with_masked_projections():
+    """Each gated projection, head by head, as written out in numpy."""
+    keras.utils.set_random_seed(0)
+    d, heads, rng = 8, 2, np.random.default_rng(5)
+    attention = GatedMultiHeadAttention(d, heads)
+    x = rng.normal(size=(2, 5, d)).astype(np.float32)
+    padding = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.int32)
+    attention(x, padding_mask=padding)
+    for layer in (attention.query, attention.key, attention.value, attention.attention_output):
+        layer.bias.assign(rng.normal(size=layer.bias.shape).astype(np.float32))
+        layer.mask.assign((rng.random(layer.mask.shape) > 0.4).astype(np.float32))
+    out, weights = attention(x, padding_mask=padding, return_attention_weights=True)
+
+    def project(layer, h):
+        return h @ (layer.kernel.numpy() * layer.mask.numpy()) + layer.bias.numpy()
+
+    def heads_of(h):  # (batch, length, d) -> (batch, heads, length, depth)
+        return h.reshape(2, 5, heads, d // heads).transpose(0, 2, 1, 3)
+
+    q, k, v = (heads_of(project(layer, x)) for layer in (attention.query, attention.key, attention.value))
+    logits = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d // heads) + (1 - padding[:, None, None, :]) * -1e9
+    expected_weights = np.exp(logits - logits.max(-1, keepdims=True))
+    expected_weights /= expected_weights.sum(-1, keepdims=True)
+    context = (expected_weights @ v).transpose(0, 2, 1, 3).reshape(2, 5, d)
+    np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), project(attention.attention_output, context), rtol=1e-4, atol=1e-5)
+
+
 def test_padding_does_not_change_real_token_outputs():
     keras.utils.set_random_seed(0)
     model = build_model(micro_config().architecture(), 2)

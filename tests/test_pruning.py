@@ -238,3 +238,28 @@ def test_methods_name_the_state_a_checkpoint_needs():
             assert len(state["reward_ema"]) == len(state["visits"]) == 12  # 2 layers x 6 kernels
         if method == "movement":
             assert pruner.method.extra_variables() == [k.layer.scores for k in pruner.kernels]
+
+
+@pytest.mark.parametrize(
+    ("n", "active_share", "epsilon"),
+    [(65536, 1.0, 0.01), (65536, 0.1, 0.01), (131072, 0.01, 0.01), (10, 1.0, 1.0)],
+)
+def test_spt_probe_sampler_is_top_k_of_the_noise(n, active_share, epsilon):
+    from gated_bert.pruning.methods.spt import top_k_indices
+
+    rng = np.random.default_rng(n)
+    active = rng.random(n) < active_share
+    noise = np.where(active, rng.random(n), -1.0).astype(np.float32)
+    k = int(np.ceil(epsilon * active.sum()))
+    got = top_k_indices(tf.constant(noise), tf.constant(k), tf.constant(float(active.sum())))
+    np.testing.assert_array_equal(got.numpy(), tf.math.top_k(noise, k)[1].numpy())
+
+
+def test_spt_probe_sampler_falls_back_to_the_whole_array():
+    from gated_bert.pruning.methods.spt import top_k_indices
+
+    noise = np.full(1000, 0.2, dtype=np.float32)  # far below the uniform's expected k-th largest
+    noise[[3, 500]] = 0.3
+    got = top_k_indices(tf.constant(noise), tf.constant(10), tf.constant(1000.0)).numpy()
+    assert got.shape == (10,) and {3, 500} <= set(got.tolist())
+    np.testing.assert_array_equal(got, tf.math.top_k(noise, 10)[1].numpy())

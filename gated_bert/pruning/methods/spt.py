@@ -148,6 +148,31 @@ def _expand(chosen, axis: str, width: int, shape):
     return tf.broadcast_to(line[None, :] if axis == "columns" else line[:, None], shape)
 
 
+def top_k_indices(noise, k, n_active):
+    """Indices of the k largest entries of `noise` (uniform in [0, 1) on the n_active active
+    entries, -1 elsewhere), as `tf.math.top_k(noise, k)` gives them, without sorting the whole array.
+
+    The k-th largest of n uniforms is about 1 - k/n; entries above a threshold a few standard
+    deviations below that are gathered (about k + 6 sqrt(k) of them) and only those are
+    ranked. The top k of that subset is the top k of the whole array whenever it holds at least
+    k entries; otherwise (probability below 1e-9) the whole array is ranked.
+    """
+    import tensorflow as tf
+
+    kf = tf.cast(k, tf.float32)
+    threshold = 1.0 - (kf + 6.0 * tf.sqrt(kf) + 8.0) / tf.maximum(n_active, 1.0)
+    candidates = tf.reshape(tf.where(noise >= threshold), [-1])
+
+    def subset():
+        _, order = tf.math.top_k(tf.gather(noise, candidates), k)
+        return tf.cast(tf.gather(candidates, order), tf.int32)
+
+    def whole():
+        return tf.math.top_k(noise, k)[1]
+
+    return tf.cond(tf.size(candidates) >= k, subset, whole)
+
+
 class SptExplorer:
     """Per-kernel reward EMA and visit counts, and the probing step (TF variables).
 
@@ -217,7 +242,7 @@ class SptExplorer:
         k = tf.cast(tf.math.ceil(self.epsilon * n_active), tf.int32)
         noise = keras.random.uniform(tf.shape(flat), seed=self.seed_generator)
         noise = tf.where(flat > 0, noise, -1.0)
-        _, index = tf.math.top_k(noise, k)
+        index = top_k_indices(noise, k, n_active)
         chosen = tf.scatter_nd(index[:, None], tf.ones_like(index, dtype=flat.dtype), tf.shape(flat))
         return tf.reshape(chosen, tf.shape(mask))
 

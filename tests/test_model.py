@@ -95,7 +95,9 @@ def test_attention_equals_a_numpy_reference_with_masked_projections():
     expected_weights /= expected_weights.sum(-1, keepdims=True)
     context = (expected_weights @ v).transpose(0, 2, 1, 3).reshape(2, 5, d)
     np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out.numpy(), project(attention.attention_output, context), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out.numpy(), project(attention.attention_output, context), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_padding_does_not_change_real_token_outputs():

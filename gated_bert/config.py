@@ -42,7 +42,6 @@ SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
 EMBEDDING_UPDATES = ("lazy", "dense")
-ADAMW_KERNELS = ("fused", "keras")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # see training/lr_schedule.py
 PRUNING_UPDATES = ("step", "epoch")
 MOVEMENT_SCORE_INITS = ("zeros", "magnitude")
@@ -133,11 +132,6 @@ class GatedBertConfig:
         "lazy: AdamW updates only the token-embedding rows a batch touches (docs/training.md); "
         "dense: every row at every step.",
         default="lazy",
-    )
-    adamw_kernel: str = _help(
-        "fused: each variable's AdamW step (and movement scores' Adam step) is TensorFlow's one fused "
-        "Adam kernel (same formulas, docs/training.md); keras: Keras' optimizers, about ten ops per variable.",
-        default="fused",
     )
     jit_compile: str = _help(
         "XLA-compile the train step: auto (only with a GPU; on CPU it measured slower), true or false. "
@@ -245,7 +239,6 @@ class GatedBertConfig:
         _choice("movement_score_init", self.movement_score_init, MOVEMENT_SCORE_INITS)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
-        _choice("adamw_kernel", self.adamw_kernel, ADAMW_KERNELS)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
         # The two spellings of the baseline mean the same thing.
         if methods.is_baseline(self.pruning_method) or not self.enable_pruning:

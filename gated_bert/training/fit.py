@@ -31,7 +31,6 @@ from gated_bert.training.callbacks import (
     NanGuard,
     ProgressFile,
 )
-from gated_bert.training.fused_adamw import FusedAdamW
 from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.trainer import PruningTrainer
 
@@ -237,7 +236,7 @@ def _compiled_trainer(
     lazy = sparse_row_variables(classifier) if config.embedding_updates == "lazy" else ()
     trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner, lazy_variables=lazy)
     trainer.compile(
-        optimizer=(FusedAdamW if config.adamw_kernel == "fused" else keras.optimizers.AdamW)(
+        optimizer=keras.optimizers.AdamW(
             make_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
         ),
         loss=task_loss(task),

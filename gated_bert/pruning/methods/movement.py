@@ -57,10 +57,7 @@ class Movement(PruningMethod):
         if self._optimizer is None:
             import keras
 
-            from gated_bert.training.fused_adamw import FusedAdam
-
-            kind = FusedAdam if self.config.adamw_kernel == "fused" else keras.optimizers.Adam
-            self._optimizer = kind(self.config.movement_scores_learning_rate)
+            self._optimizer = keras.optimizers.Adam(self.config.movement_scores_learning_rate)
             self._optimizer.build(self.extra_variables())
         return self._optimizer
 

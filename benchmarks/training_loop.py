@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="tiny,small")
     parser.add_argument(
-        "--only", default=None, help="semicolon-separated configuration names to run (e.g. 'small none;small spt')"
+        "--only",
+        default=None,
+        help="semicolon-separated configuration names to run (e.g. 'small none;small spt')",
     )
     parser.add_argument(
         "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))

@@ -185,4 +185,3 @@ def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
     assert lazy_result.rows[-1]["eval_accuracy"] == pytest.approx(
         dense_result.rows[-1]["eval_accuracy"], abs=0.1
     )
-

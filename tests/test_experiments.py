@@ -116,6 +116,20 @@ def test_spec_examples_parse(argv, expected, captured_plan):
         assert plan.methods == ("baseline", "spt")
 
 
+def test_schedule_and_scope_flags_reach_every_pruning_config(captured_plan):
+    plan, _ = _parse(
+        ["-p", "random,magnitude,spt", "--sparsity-schedule", "cubic", "--pruning-scope", "global"],
+        captured_plan,
+    )
+    assert [c.effective_schedule for c in plan.configs] == ["cubic"] * 3
+    assert [c.effective_scope for c in plan.configs] == ["global"] * 3
+    plan, _ = _parse(["-p", "magnitude,spt"], captured_plan)  # the defaults differ per method
+    assert [(c.effective_schedule, c.effective_scope) for c in plan.configs] == [
+        ("linear", "per_layer"),
+        ("steps", "global"),
+    ]
+
+
 def test_parallel_flags(captured_plan):
     plan, mode = _parse(
         ["-parallel", "-max-parallel-jobs", "2", "--output-mode", "logs", "-p", "baseline,spt,magnitude"],
@@ -147,6 +161,8 @@ def test_pruning_end_capped_with_notice(captured_plan, capsys):
         (["-se", "maybe"], "'maybe' is not one of 'true', 'false'"),
         (["-parallel", "-max-parallel-jobs", "0"], "-max-parallel-jobs must be a positive integer, got 0"),
         (["--output-mode", "fancy"], "'fancy' is not one of 'bars', 'logs', 'both'"),
+        (["--sparsity-schedule", "quadratic"], "unknown sparsity_schedule 'quadratic'; choose one of"),
+        (["--pruning-scope", "everywhere"], "unknown pruning_scope 'everywhere'; choose one of"),
     ],
 )
 def test_bad_flags_exit_2(argv, message, capsys, tmp_path):

@@ -3,7 +3,8 @@
 Trains the tiny model on a slice of SST-2 for 2 epochs with the pruning window
 on both epochs, and times epoch 2 end to end (training steps, mask updates,
 SPT probing, evaluation), with each method's default mask updates (by step).
-Methods run interleaved over several rounds; the median is reported.
+Methods run interleaved over several rounds; the median of the per-round ratios to the
+baseline is reported (a drift of the shared machine's speed hits both sides of a ratio).
 
 Usage: python benchmarks/pruning_overhead.py [--samples 9600] [--rounds 3]
 """
@@ -95,14 +96,20 @@ def main() -> None:
     for _ in range(args.rounds):
         for method in METHODS:
             times[method].append(epoch_seconds(method, prepared, args.samples))
-    baseline = statistics.median(times["none"])
     print(
         f"tiny, SST-2 slice of {args.samples}, batch 96, epoch 2 (inside the pruning window), "
-        f"median of {args.rounds}:"
+        f"{args.rounds} interleaved rounds; ratio = the method's epoch / the baseline's epoch of the "
+        "same round (median over rounds; per round in brackets); the fastest epochs' ratio (the least "
+        "disturbed by other load, as timeit's minimum):"
     )
     for method in METHODS:
-        seconds = statistics.median(times[method])
-        print(f"  {method:9s} {seconds:6.2f} s   x{seconds / baseline:.2f} of baseline")
+        ratios = [t / b for t, b in zip(times[method], times["none"])]
+        per_round = " ".join(f"{r:.2f}" for r in ratios)
+        print(
+            f"  {method:9s} {statistics.median(times[method]):6.2f} s   "
+            f"x{statistics.median(ratios):.2f} of baseline  [{per_round}]  "
+            f"fastest epochs: {min(times[method]):.2f} s, x{min(times[method]) / min(times['none']):.2f}"
+        )
     print(
         "  mask updates by step (the default): a ranking every 10 steps (movement: every step); "
         "SPT also: 1 extra forward pass per training step (2 when dropout > 0)"

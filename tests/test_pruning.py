@@ -263,3 +263,29 @@ def test_spt_probe_sampler_falls_back_to_the_whole_array():
     got = top_k_indices(tf.constant(noise), tf.constant(10), tf.constant(1000.0)).numpy()
     assert got.shape == (10,) and {3, 500} <= set(got.tolist())
     np.testing.assert_array_equal(got, tf.math.top_k(noise, 10)[1].numpy())
+
+
+def test_saliency_credit_shares_the_reward_by_w2_f_over_the_probed_set_only():
+    """One probe, by hand: F = g^2 on the first step, E's credits r * w^2 F / sum_E w^2 F,
+    every other weight untouched, the masks restored exactly."""
+    kernels = _kernels(2, (20, 10))
+    rng = np.random.default_rng(1)
+    masks = [(rng.random((20, 10)) > 0.25).astype(np.float32) for _ in kernels]
+    for kernel, mask in zip(kernels, masks):
+        kernel.layer.mask.assign(mask)
+    grads = [tf.constant(rng.normal(size=(20, 10)).astype(np.float32)) for _ in kernels]
+    explorer = SptExplorer(kernels, epsilon=0.1, alpha=0.5, per_layer=False, seed=4, credit="saliency")
+    explorer.exploring.assign(True)
+    reward = explorer.probe(lambda: tf.constant(1.75), tf.constant(0.5), grads).numpy()
+    assert reward == pytest.approx(1.25)
+    probed = [v.numpy() > 0 for v in explorer.visits]
+    weights = [k.layer.kernel.numpy() for k in kernels]
+    saliency = [w * w * g.numpy() ** 2 for w, g in zip(weights, grads)]
+    total = sum(s[e].sum() for s, e in zip(saliency, probed))
+    for kernel, mask, e, s, ema, g, fisher in zip(
+        kernels, masks, probed, saliency, explorer.reward_ema, grads, explorer.fisher
+    ):
+        assert e.sum() == np.ceil(0.1 * mask.sum()) and not (e & (mask == 0)).any()
+        np.testing.assert_allclose(ema.numpy(), np.where(e, 1.25 * s / total, 0.0), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(fisher.numpy(), g.numpy() ** 2, rtol=1e-6)
+        np.testing.assert_array_equal(kernel.layer.mask.numpy(), mask)

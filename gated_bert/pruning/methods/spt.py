@@ -59,36 +59,35 @@ def reward_update(ema, visits, probe, reward, alpha: float):
     return tf.where(probe > 0, updated, ema)
 
 
-def credits(credit: str, reward, baseline, probes, first_order, saliency):
-    """Per-weight credits (one tensor per kernel) from one probe's reward r.
+def credits(credit: str, reward, baseline, first_order, saliency):
+    """Credits of the probed weights E (one vector per kernel) from one probe's reward r.
 
     Args:
         credit: one of CREDITS.
         reward: r = L_probe - L_full (scalar).
         baseline: the running mean reward before this step (scalar).
-        probes: 0/1 tensors marking E in each kernel.
-        first_order: t = -g * w per kernel (the Taylor estimate of removing each weight);
-            needed only by the first_order credit (None otherwise).
-        saliency: w^2 * F per kernel (the second-order estimate, up to a factor).
+        first_order: t = -g * w of E's weights per kernel (the Taylor estimate of removing
+            each); needed only by the first_order credit (None otherwise).
+        saliency: w^2 * F of E's weights per kernel (the second-order estimate, up to a factor).
 
     Returns:
         (credits per kernel, sum_E saliency).
     """
     import tensorflow as tf
 
-    total_saliency = tf.add_n([tf.reduce_sum(p * s) for p, s in zip(probes, saliency)])
-    size = tf.maximum(tf.add_n([tf.reduce_sum(p) for p in probes]), 1.0)
+    total_saliency = tf.add_n([tf.reduce_sum(s) for s in saliency])
+    size = tf.maximum(tf.cast(tf.add_n([tf.size(s) for s in saliency]), tf.float32), 1.0)
     if credit == "shared":
-        return [tf.zeros_like(p) + reward for p in probes], total_saliency
+        return [tf.zeros_like(s) + reward for s in saliency], total_saliency
     if credit == "baseline":
-        return [tf.zeros_like(p) + (reward - baseline) for p in probes], total_saliency
+        return [tf.zeros_like(s) + (reward - baseline) for s in saliency], total_saliency
     if credit == "first_order":
-        predicted = tf.add_n([tf.reduce_sum(p * t) for p, t in zip(probes, first_order)])
+        predicted = tf.add_n([tf.reduce_sum(t) for t in first_order])
         return [t + (reward - predicted) / size for t in first_order], total_saliency
     if credit == "saliency":
         share = [
-            tf.where(total_saliency > 0, tf.math.divide_no_nan(s, total_saliency), p / size)
-            for s, p in zip(saliency, probes)
+            tf.where(total_saliency > 0, tf.math.divide_no_nan(s, total_saliency), tf.ones_like(s) / size)
+            for s in saliency
         ]
         return [reward * w for w in share], total_saliency
     raise ValueError(f"unknown SPT credit {credit!r}; choose one of: {', '.join(CREDITS)}")
@@ -173,6 +172,38 @@ def top_k_indices(noise, k, n_active):
     return tf.cond(tf.size(candidates) >= k, subset, whole)
 
 
+def sample_active(flat, k, n_active, epsilon: float, seed_generator):
+    """Indices of k distinct random entries of `flat` > 0 (the active weights), every k-subset of
+    them equally likely, as the first k distinct active indices of a stream of uniform random
+    indices (by symmetry every ordered k-tuple is equally likely to come first).
+
+    About k * size / n_active indices are drawn, with a margin: O(k) work, where ranking a random
+    key per weight (`top_k_indices`) passes over the whole kernel several times. If the draws hold
+    fewer than k distinct active indices (rare: a few standard deviations short), the subset
+    comes from random keys over the whole kernel instead.
+    """
+    import keras
+    import tensorflow as tf
+
+    size = tf.size(flat)
+    kf = tf.cast(k, tf.float32)
+    coverage = tf.cast(size, tf.float32) / tf.maximum(n_active, 1.0)  # draws per active draw
+    draws = tf.cast(
+        tf.math.ceil((kf + 6.0 * tf.sqrt(kf) + 8.0) * coverage / (1.0 - min(epsilon, 0.9))), tf.int32
+    )
+    stream = keras.random.randint([draws], 0, size, dtype="int32", seed=seed_generator)
+    distinct, _ = tf.unique(tf.boolean_mask(stream, tf.gather(flat, stream) > 0))  # first-seen order
+
+    def from_stream():
+        return distinct[:k]
+
+    def from_keys():
+        noise = keras.random.uniform(tf.shape(flat), seed=seed_generator)
+        return top_k_indices(tf.where(flat > 0, noise, -1.0), k, n_active)
+
+    return tf.cond(tf.size(distinct) >= k, from_stream, from_keys)
+
+
 class SptExplorer:
     """Per-kernel reward EMA and visit counts, and the probing step (TF variables).
 
@@ -232,18 +263,22 @@ class SptExplorer:
         self.exploring = tf.Variable(False, trainable=False, name="spt_exploring")
         self.probe_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="spt_probe_count")
 
-    def select(self, mask):
-        """A 0/1 tensor marking ceil(epsilon * active) random active weights of `mask`."""
-        import keras
+    def select_indices(self, mask):
+        """Flat indices (int32) of ceil(epsilon * active) random active weights of `mask`:
+        a uniformly random subset (`sample_active`), drawn in O(epsilon * size) work."""
         import tensorflow as tf
 
         flat = tf.reshape(tf.convert_to_tensor(mask), [-1])
         n_active = tf.reduce_sum(flat)
         k = tf.cast(tf.math.ceil(self.epsilon * n_active), tf.int32)
-        noise = keras.random.uniform(tf.shape(flat), seed=self.seed_generator)
-        noise = tf.where(flat > 0, noise, -1.0)
-        index = top_k_indices(noise, k, n_active)
-        chosen = tf.scatter_nd(index[:, None], tf.ones_like(index, dtype=flat.dtype), tf.shape(flat))
+        return sample_active(flat, k, n_active, self.epsilon, self.seed_generator)
+
+    def select(self, mask):
+        """A 0/1 tensor marking ceil(epsilon * active) random active weights of `mask`."""
+        import tensorflow as tf
+
+        index = self.select_indices(mask)
+        chosen = tf.scatter_nd(index[:, None], tf.ones_like(index, dtype=tf.float32), [tf.size(mask)])
         return tf.reshape(chosen, tf.shape(mask))
 
     def _group_probes(self):
@@ -267,22 +302,31 @@ class SptExplorer:
         return probes
 
     def _probes(self):
+        """The probed set E of this step: per kernel, the [row, column] indices of its probed weights."""
         import tensorflow as tf
 
         if self.granularity != "weight":
-            return self._group_probes()
+            return [  # a group's inactive weights (none, with group masks) are not probed
+                tf.where((probe > 0) & (kernel.layer.mask > 0))
+                for probe, kernel in zip(self._group_probes(), self.kernels)
+            ]
+
+        def rows_columns(kernel):
+            index = tf.cast(self.select_indices(kernel.layer.mask), tf.int64)
+            columns = kernel.layer.mask.shape[-1]
+            return tf.stack([index // columns, index % columns], axis=1)
+
         if not self.per_layer:
-            return [self.select(kernel.layer.mask) for kernel in self.kernels]
+            return [rows_columns(kernel) for kernel in self.kernels]
         role = self.probe_count % len(self.roles)
         probes = []
         for kernel in self.kernels:
-            mask = kernel.layer.mask
             this_role = tf.constant(self.roles.index(kernel.role), tf.int64)
             probes.append(
                 tf.cond(
                     tf.equal(role, this_role),
-                    lambda m=mask: self.select(m),
-                    lambda m=mask: tf.zeros_like(m),
+                    lambda k=kernel: rows_columns(k),
+                    lambda: tf.zeros([0, 2], tf.int64),
                 )
             )
         return probes
@@ -305,25 +349,31 @@ class SptExplorer:
                 grads = [tf.zeros_like(k.layer.mask) for k in self.kernels]
             else:
                 grads = [tf.convert_to_tensor(g) for g in gradients]
-            weights = [k.layer.kernel * k.layer.mask for k in self.kernels]
-            # the Taylor term only where the credit uses it (an O(weights) pass per step otherwise)
-            taylor = [-g * w for g, w in zip(grads, weights)] if self.credit == "first_order" else None
-            for fisher, g in zip(self.fisher, grads):
+            for fisher, g in zip(self.fisher, grads):  # the prior needs F for every weight
                 fisher.assign(running_mean(fisher, g * g, seen))
-            saliency = [w * w * f for w, f in zip(weights, self.fisher)]
+            # everything else only on E (about epsilon of the weights): gathers and scatters
             probes = self._probes()
-            for kernel, probe in zip(self.kernels, probes):
-                kernel.layer.mask.assign_sub(probe)  # E is a subset of the active weights
+            weights = [k.layer.kernel.value.gather_nd(e) for k, e in zip(self.kernels, probes)]  # mask 1 on E
+            saliency = [w * w * f.gather_nd(e) for w, f, e in zip(weights, self.fisher, probes)]
+            taylor = None
+            if self.credit == "first_order":
+                taylor = [-tf.gather_nd(g, e) * w for g, e, w in zip(grads, probes, weights)]
+            ones = [tf.ones([tf.shape(e)[0]], k.layer.mask.dtype) for k, e in zip(self.kernels, probes)]
+            for kernel, e, one in zip(self.kernels, probes, ones):
+                kernel.layer.mask.value.scatter_nd_sub(e, one)  # E is a subset of the active weights
             probe_loss = loss_of_masked_model()
-            for kernel, probe in zip(self.kernels, probes):
-                kernel.layer.mask.assign_add(probe)  # restore exactly
+            for kernel, e, one in zip(self.kernels, probes, ones):
+                kernel.layer.mask.value.scatter_nd_add(e, one)  # restore exactly
             reward = tf.cast(probe_loss - full_loss, tf.float32)
-            credit, total = credits(self.credit, reward, self.reward_mean, probes, taylor, saliency)
+            credit, total = credits(self.credit, reward, self.reward_mean, taylor, saliency)
             self._update_rho(probes, reward, total)
             self.reward_mean.assign(running_mean(self.reward_mean, reward, seen))
-            for ema, visits, probe, c in zip(self.reward_ema, self.visits, probes, credit):
-                ema.assign(reward_update(ema, visits, probe, c, self.alpha))
-                visits.assign_add(probe)
+            for ema, visits, e, c in zip(self.reward_ema, self.visits, probes, credit):
+                visited = visits.gather_nd(e)
+                ema.scatter_nd_update(
+                    e, reward_update(ema.gather_nd(e), visited, tf.ones_like(c), c, self.alpha)
+                )
+                visits.scatter_nd_add(e, tf.ones_like(visited))
             self.probe_count.assign_add(1)
             return reward
 
@@ -335,7 +385,7 @@ class SptExplorer:
 
         probed_roles = tf.stack(
             [
-                tf.add_n([tf.reduce_sum(p) for k, p in zip(self.kernels, probes) if k.role == role])
+                tf.add_n([tf.shape(e)[0] for k, e in zip(self.kernels, probes) if k.role == role])
                 for role in self.roles
             ]
         )

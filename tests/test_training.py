@@ -185,3 +185,46 @@ def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
     assert lazy_result.rows[-1]["eval_accuracy"] == pytest.approx(
         dense_result.rows[-1]["eval_accuracy"], abs=0.1
     )
+
+
+def test_repeat_loss_repeats_the_training_pass_with_its_dropout_draws():
+    """SPT's L_probe - L_full is a paired difference: the hook's repeat of the training pass
+    (same masks) gives exactly the training loss, where a fresh training pass draws new dropout."""
+    import keras
+    import tensorflow as tf
+
+    from gated_bert.model import build_model
+    from gated_bert.training.trainer import PruningTrainer
+
+    class Recorder:
+        kernels: list = []
+
+        def __init__(self):
+            self.repeat_gap = tf.Variable(-1.0)
+            self.fresh_gap = tf.Variable(0.0)
+
+        def extra_variables(self):
+            return []
+
+        def train_step_hook(self, repeat_loss, training_loss, kernel_gradients=None):
+            self.fresh_gap.assign(loss_fn(y, classifier(x, training=True)) - training_loss)
+            self.repeat_gap.assign(repeat_loss() - training_loss)
+
+    keras.utils.set_random_seed(0)
+    classifier = build_model(micro_config().architecture(), 2, dropout_rate=0.3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    recorder = Recorder()
+    trainer = PruningTrainer(classifier, loss_fn, pruner=type("P", (), {"method": recorder})())
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss_fn)
+    assert len(trainer.dropout_states) == 6  # embeddings, 2 per block, the pooled output
+    rng = np.random.default_rng(0)
+    x = {
+        "token_ids": tf.constant(rng.integers(1, 300, (8, 12)), tf.int32),
+        "segment_ids": tf.zeros((8, 12), tf.int32),
+    }
+    y = tf.constant(rng.integers(0, 2, 8))
+    trainer.make_train_function()
+    for _ in range(2):
+        trainer.train_function([(x, y)])
+        assert recorder.repeat_gap.numpy() == 0.0
+        assert abs(recorder.fresh_gap.numpy()) > 1e-4

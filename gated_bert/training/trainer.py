@@ -5,7 +5,8 @@ served); the trainer adds, inside the compiled step, what the pruning method
 asks for:
 - its extra variables (movement's scores) trained by its own optimizer,
 - its train-step hook (SPT's probe), run after the gradients are taken and
-  before they are applied, so both losses see the same weights.
+  before they are applied, so both losses see the same weights; the hook can
+  repeat the training pass with the same dropout draws (`repeat_loss`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ class PruningTrainer(keras.Model):
         position = {id(v): i for i, v in enumerate(self.weight_variables)}
         kernels = self.method.kernels if self.method is not None else []
         self.kernel_positions = [position.get(id(k.layer.kernel)) for k in kernels]
+        # the dropout layers' random states, so a hook can repeat the training pass's dropout draws
+        # (Keras has no public recursive layer list; _flatten_layers is what Model.layers builds on)
+        self.dropout_states = [
+            layer.seed_generator.state
+            for layer in classifier._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.Dropout) and getattr(layer, "seed_generator", None) is not None
+        ]
 
     def compile(self, optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
@@ -68,6 +76,7 @@ class PruningTrainer(keras.Model):
 
     def train_step(self, data):
         x, y = data
+        dropout_draws = [tf.identity(state.value) for state in self.dropout_states]  # before the pass
         with tf.GradientTape() as tape:
             y_pred = self.classifier(x, training=True)
             loss = self.loss_fn(y, y_pred)
@@ -77,9 +86,14 @@ class PruningTrainer(keras.Model):
             kernel_gradients = (
                 None if None in self.kernel_positions else [gradients[i] for i in self.kernel_positions]
             )
-            self.method.train_step_hook(
-                lambda: self.loss_fn(y, self.classifier(x, training=False)), loss, kernel_gradients
-            )
+
+            def repeat_loss():
+                """The training pass again with the current masks and the same dropout draws."""
+                for state, draw in zip(self.dropout_states, dropout_draws):
+                    state.assign(draw)
+                return self.loss_fn(y, self.classifier(x, training=True))
+
+            self.method.train_step_hook(repeat_loss, loss, kernel_gradients)
         n_weights, n_extra = len(self.weight_variables), len(self.extra_variables)
         for lazy, gradient in zip(self.lazy_updates, gradients[n_weights + n_extra :]):
             lazy.apply(gradient)  # before the main optimizer: both use its step count + 1

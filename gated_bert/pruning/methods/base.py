@@ -77,12 +77,12 @@ class PruningMethod:
         """The optimizer of `extra_variables`, or None."""
         return None
 
-    def train_step_hook(self, inference_loss, training_loss, kernel_gradients=None) -> None:
+    def train_step_hook(self, repeat_loss, training_loss, kernel_gradients=None) -> None:
         """Runs inside the compiled train step after the gradients, before they are applied.
 
         Args:
-            inference_loss: callable giving the batch loss with the current
-                masks, without dropout.
+            repeat_loss: callable giving the batch loss of the training forward pass again,
+                with the current masks and the same dropout draws as the training pass.
             training_loss: the batch loss of the training forward pass.
             kernel_gradients: dL/dkernel of each prunable kernel (in `kernels` order), or None.
         """

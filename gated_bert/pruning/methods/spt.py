@@ -2,7 +2,8 @@
 
 During the pruning window, every train step probes: for every gated kernel
 it draws E, ceil(epsilon * active) random active weights, masks them for one
-extra forward pass (without dropout), and turns r = L_probe - L_full into a
+extra forward pass (a repeat of the training pass, same dropout draws: a
+paired difference), and turns r = L_probe - L_full into a
 credit per weight of E, averaged by an exponential moving average (factor
 alpha). The probe runs inside the compiled train step as TF ops (never as
 Python side effects, which a compiled step would drop), after the gradients
@@ -436,8 +437,6 @@ class Spt(PruningMethod):
             curvature_prior=config.batch_size / 2,
         )
         self.min_probes = config.spt_min_probes
-        # With dropout the training forward pass is noisy: L_full is recomputed without it.
-        self.full_loss_without_dropout = config.dropout_rate > 0
 
     @classmethod
     def default_schedule(cls, config) -> str:
@@ -464,9 +463,10 @@ class Spt(PruningMethod):
             return split_like(rank_importance(joined), [k.layer.mask for k in self.kernels])
         return [rank_importance(key).reshape(k.layer.mask.shape) for key, k in zip(keys, self.kernels)]
 
-    def train_step_hook(self, inference_loss, training_loss, kernel_gradients=None) -> None:
-        full_loss = inference_loss() if self.full_loss_without_dropout else training_loss
-        self.explorer.probe(inference_loss, full_loss, kernel_gradients)
+    def train_step_hook(self, repeat_loss, training_loss, kernel_gradients=None) -> None:
+        # L_full is the training pass's loss; L_probe repeats that pass (same dropout draws) with E
+        # masked: a paired difference, one extra forward pass whatever the dropout
+        self.explorer.probe(repeat_loss, training_loss, kernel_gradients)
 
     def on_epoch_begin(self, epoch: int, in_window: bool) -> None:
         self.explorer.exploring.assign(in_window)

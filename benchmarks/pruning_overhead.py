@@ -112,7 +112,7 @@ def main() -> None:
         )
     print(
         "  mask updates by step (the default): a ranking every 10 steps (movement: every step); "
-        "SPT also: 1 extra forward pass per training step (2 when dropout > 0)"
+        "SPT also: 1 extra forward pass per training step (a repeat of the training pass)"
     )
 
 

@@ -76,7 +76,8 @@ class PruningTrainer(keras.Model):
 
     def train_step(self, data):
         x, y = data
-        dropout_draws = [tf.identity(state.value) for state in self.dropout_states]  # before the pass
+        # the dropout layers' random states before the pass, for a method's hook to repeat it
+        dropout_draws = [tf.identity(s.value) for s in self.dropout_states] if self.method is not None else []
         with tf.GradientTape() as tape:
             y_pred = self.classifier(x, training=True)
             loss = self.loss_fn(y, y_pred)

@@ -180,8 +180,8 @@ class GatedBertConfig:
     )
     spt_min_probes: int = _help(
         "Probes before a weight's own estimate is trusted; until then it is ranked by the prior "
-        "(running Taylor term + measured second-order scale * w^2 * g^2). Not used with shared credit.",
-        default=2,
+        "(measured second-order scale * w^2 * g^2). Not used with shared credit.",
+        default=8,
     )
     pruning_updates: str = _help(
         "step: masks follow the schedule by optimizer step, every movement_pruning_frequency_steps "

@@ -17,7 +17,7 @@ def test_spec_defaults():
         23,
     )
     assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "cubic")
-    assert (c.spt_credit, c.spt_min_probes, c.movement_score_init) == ("saliency", 2, "zeros")
+    assert (c.spt_credit, c.spt_min_probes, c.movement_score_init) == ("saliency", 8, "zeros")
     assert c.pruning_updates == "step" and c.effective_movement_frequency == 10  # spt
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5

@@ -57,7 +57,7 @@ def default_space(epochs: int) -> dict[str, ParamSpec]:
         "spt_reward_alpha": ParamSpec("float", 0.01, 0.5),
         "spt_explore_per_layer": ParamSpec("categorical", choices=(True, False)),
         "spt_credit": ParamSpec("categorical", choices=("saliency", "first_order")),
-        "spt_min_probes": ParamSpec("int", 0, 8),
+        "spt_min_probes": ParamSpec("int", 0, 16),
         "pruning_start_epoch": ParamSpec("int", 1, max(1, epochs - 1)),
         "pruning_end_epoch": ParamSpec("int", 2, epochs),
         "sparsity_schedule": ParamSpec("categorical", choices=("steps", "cubic")),

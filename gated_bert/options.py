@@ -131,6 +131,7 @@ EXPERIMENT_FLAGS = (
     ShortFlag("", "--dropout-rate", "dropout_rate"),
     ShortFlag("", "--weight-decay", "weight_decay"),
     ShortFlag("", "--pruning-updates", "pruning_updates"),
+    ShortFlag("", "--movement-pruning-frequency-steps", "movement_pruning_frequency_steps"),
     ShortFlag("", "--spt-credit", "spt_credit"),
     ShortFlag("", "--sparsity-schedule", "sparsity_schedule"),
     ShortFlag("", "--pruning-scope", "pruning_scope"),

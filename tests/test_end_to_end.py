@@ -106,6 +106,8 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
     assert (out / "experiment_logs").is_dir() and any(
         (out / "checkpoints_magnitude_sst2").rglob("*.weights.h5")
     )
+    # a finished run cannot be resumed: its checkpoints keep their weights, not the optimizer state
+    assert not any((out / "checkpoints_magnitude_sst2").rglob("training_state.npz"))
 
     # the logged model reloads in a fresh process and reproduces the logged eval metric
     script = f"""

@@ -198,6 +198,7 @@ def test_repeat_loss_repeats_the_training_pass_with_its_dropout_draws():
 
     class Recorder:
         kernels: list = []
+        has_step_hook = True
 
         def __init__(self):
             self.repeat_gap = tf.Variable(-1.0)
@@ -228,3 +229,11 @@ def test_repeat_loss_repeats_the_training_pass_with_its_dropout_draws():
         trainer.train_function([(x, y)])
         assert recorder.repeat_gap.numpy() == 0.0
         assert abs(recorder.fresh_gap.numpy()) > 1e-4
+
+
+def test_only_methods_with_a_step_hook_get_its_inputs_in_the_train_step():
+    """Magnitude, movement and random skip the dropout snapshot and the hook call (no extra ops)."""
+    from gated_bert.pruning.methods import METHODS
+
+    hooked = {name for name, cls in METHODS.items() if cls.__new__(cls).has_step_hook}
+    assert hooked == {"spt"}

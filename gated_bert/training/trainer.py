@@ -77,13 +77,14 @@ class PruningTrainer(keras.Model):
     def train_step(self, data):
         x, y = data
         # the dropout layers' random states before the pass, for a method's hook to repeat it
-        dropout_draws = [tf.identity(s.value) for s in self.dropout_states] if self.method is not None else []
+        hooked = self.method is not None and self.method.has_step_hook
+        dropout_draws = [tf.identity(s.value) for s in self.dropout_states] if hooked else []
         with tf.GradientTape() as tape:
             y_pred = self.classifier(x, training=True)
             loss = self.loss_fn(y, y_pred)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
-        if self.method is not None:
+        if hooked:
             kernel_gradients = (
                 None if None in self.kernel_positions else [gradients[i] for i in self.kernel_positions]
             )

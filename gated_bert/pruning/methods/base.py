@@ -87,6 +87,11 @@ class PruningMethod:
             kernel_gradients: dL/dkernel of each prunable kernel (in `kernels` order), or None.
         """
 
+    @property
+    def has_step_hook(self) -> bool:
+        """Whether this method overrides `train_step_hook` (the trainer skips its inputs otherwise)."""
+        return type(self).train_step_hook is not PruningMethod.train_step_hook
+
     def on_epoch_begin(self, epoch: int, in_window: bool) -> None:
         """Called before each (1-based) epoch; `in_window` tells if it is a pruning epoch."""
 

@@ -30,6 +30,7 @@ MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
     "large": (24, 1024, 16, 4096),
 }
 BERT_VOCAB_SIZE = 30522  # BERT's vocabulary: the cap of a trained tokenizer, and the presets' size
+MAX_LEN_LIMIT = 4096  # position embeddings and attention grow with it; BERT stops at 512
 # Exploration rate per preset, used when spt_epsilon is not given.
 SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "tiny": 0.01,
@@ -251,8 +252,10 @@ class GatedBertConfig:
         _positive_int("vocab_size", self.vocab_size, optional=True)
         for name in ("max_len", "epochs", "batch_size"):
             _positive_int(name, getattr(self, name))
-        if self.max_len < 4:
-            raise ConfigError(f"max_len must be at least 4, got {self.max_len}")
+        if not 4 <= self.max_len <= MAX_LEN_LIMIT:
+            raise ConfigError(
+                f"max_len must be between 4 and {MAX_LEN_LIMIT}, got {self.max_len}; BERT uses 128 to 512"
+            )
         for name in ("max_train_samples", "max_eval_samples", "movement_pruning_frequency_steps"):
             _positive_int(name, getattr(self, name), optional=True)
         _positive_float("learning_rate", self.learning_rate)

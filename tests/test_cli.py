@@ -38,7 +38,7 @@ FLAG_CASES = [
     (["--spt-reward-alpha", "0"], "spt_reward_alpha must be in (0, 1], got 0.0"),
     (["--movement-schedule", "exp"], "unknown movement_schedule 'exp'"),
     (["--d-model", "100", "--num-heads", "3"], "d_model (100) must be divisible by num_heads (3)"),
-    (["--max-len", "2"], "max_len must be at least 4, got 2"),
+    (["--max-len", "2"], "max_len must be between 4 and 4096, got 2"),
     (["--dropout-rate", "1.5"], "dropout_rate must be in [0, 1), got 1.5"),
     (["--verbose", "7"], "verbose must be 0, 1 or 2, got 7"),
     (["--no-such-flag", "1"], "No such option '--no-such-flag'. (see 'gated-bert train --help')"),

@@ -7,6 +7,7 @@ The tracking URI comes from MLFLOW_TRACKING_URI, else MLflow's own default
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -66,6 +67,44 @@ def check_tracking_store(uri: str | None = None) -> None:
             problem = stores.describe(err, uri)
     if problem is not None:
         raise DataError(f"cannot open the MLflow tracking store {redact(uri)} ({problem}); fix it {fix}")
+
+
+def open_sqlite_store(uri: str | None = None) -> None:
+    """Open (the first time: create) a `sqlite:///` store safely beside other processes; raise
+    DataError if it cannot be opened. Other URIs: nothing to do."""
+    uri = uri or mlflow.get_tracking_uri()
+    if uri.startswith(SQLITE_PREFIX):
+        problem = _open_sqlite_store(uri)
+        if problem is not None:
+            raise DataError(
+                f"cannot open the MLflow tracking store {redact(uri)} ({problem}); fix it or set "
+                "MLFLOW_TRACKING_URI to another store"
+            )
+
+
+def _open_sqlite_store(uri: str) -> str | None:
+    """Open a sqlite store (creating its tables the first time) under a lock on its folder.
+
+    Processes that open a new sqlite store at the same moment race on creating
+    its tables (alembic's "Online migration expected to match one row"; four
+    `gated-bert train` started together in a fresh folder: 0-1 of 4 survived).
+    The first creates them, the others wait and find them; MLflow keeps the
+    opened store for the rest of the process. Returns a problem, or None.
+    """
+    from gated_bert import stores
+
+    folder = sqlite_path(uri).parent.resolve()
+    if not folder.is_dir():
+        return f"folder {str(folder)!r} does not exist"
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as err:  # a file that is not a database, a database of a newer MLflow
+        return stores.describe(err, uri)
+    finally:
+        os.close(descriptor)  # releases the lock
+    return None
 
 
 def use_tracking_uri(uri: str) -> None:
@@ -129,6 +168,7 @@ def start_run(
     run FINISHED and propagate.
     """
     check_tracking_store()
+    open_sqlite_store()  # runs started together in a fresh folder must not race on creating it
     tags = dict(tags or {})
     before = mlflow.active_run()
     with _interrupt_watch() as interrupted:

@@ -105,6 +105,23 @@ def test_mask_for_agrees_with_a_full_sort():
         np.testing.assert_array_equal(mask, expected)
 
 
+@pytest.mark.parametrize("pruned_share", [0.0, 0.3, 0.6, 0.9, 1.0])
+@pytest.mark.parametrize("floor", [-np.inf, -1.0])
+def test_mask_for_agrees_with_a_full_sort_when_most_weights_are_already_pruned(pruned_share, floor):
+    """Pruned weights tie at the lowest score (-inf for SPT, PRUNED for magnitude): the faster
+    selection used when they are more than half must keep exactly the same weights."""
+    rng = np.random.default_rng(4)
+    importance = rng.normal(size=(96, 48)).round(2)
+    importance.reshape(-1)[rng.random(importance.size) < pruned_share] = floor
+    for sparsity in (0.1, 0.5, 0.61, 0.9, 0.95, 0.99):
+        mask = mask_for(importance, sparsity).reshape(-1)
+        keep = keep_count(importance.size, sparsity)
+        order = np.lexsort((np.arange(importance.size), -importance.reshape(-1)))
+        expected = np.zeros(importance.size)
+        expected[order[:keep]] = 1
+        np.testing.assert_array_equal(mask, expected, err_msg=f"{pruned_share} {floor} {sparsity}")
+
+
 def test_global_scope_one_threshold():
     a = np.array([1.0, 2.0, 3.0, 4.0])
     b = np.array([[10.0, 20.0], [30.0, 40.0]])

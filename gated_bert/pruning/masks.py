@@ -31,12 +31,29 @@ def mask_for(importance: np.ndarray, sparsity: float) -> np.ndarray:
     if keep <= 0:
         return np.zeros(np.shape(importance), dtype=np.float32)
     cut = flat.size - keep
-    threshold = np.partition(flat, cut)[cut]  # the smallest value that is kept
+    threshold = _kth_smallest(flat, cut)  # the smallest value that is kept
     mask = flat > threshold
     missing = keep - int(np.count_nonzero(mask))
     if missing:
         mask[np.flatnonzero(flat == threshold)[:missing]] = True
     return mask.astype(np.float32).reshape(np.shape(importance))
+
+
+def _kth_smallest(flat: np.ndarray, k: int):
+    """The value at position k of the sorted array, as `np.partition(flat, k)[k]`.
+
+    When more than half the entries share the lowest value (weights already pruned, scored
+    -inf or PRUNED), np.partition's introselect slows down 10-30x (1M entries: 20-45 ms instead
+    of 1.5 ms); then only the other entries are partitioned.
+    """
+    lowest = flat.min()
+    floor = flat == lowest
+    n_floor = int(np.count_nonzero(floor))
+    if n_floor > k:
+        return lowest
+    if 2 * n_floor > flat.size:
+        return np.partition(flat[~floor], k - n_floor)[k - n_floor]
+    return np.partition(flat, k)[k]
 
 
 def global_masks(importances: list[np.ndarray], sparsity: float) -> list[np.ndarray]:

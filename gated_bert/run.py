@@ -112,7 +112,6 @@ def train(
     """
     from gated_bert import reporting, tracking
     from gated_bert.data.glue import load_task
-    from gated_bert.training import checkpoint
     from gated_bert.training.fit import fit, prepare_data, with_tokenizer_vocab
 
     started = time.time()
@@ -140,9 +139,16 @@ def train(
         files = reporting.write_results(result.rows, result.classifier, prepared, config, paths, metadata)
         figures = {**final, **timings, names.TRAIN_PADDING_SHARE: result.padding_share}
         _log_results(config, paths, files, figures)
-        checkpoint.drop_training_state(paths.checkpoints_dir)  # nothing left to resume
-        log.info("finished: %s; results in %s", final, paths.results_dir)
+        _finish(paths, final)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _finish(paths, final: dict) -> None:
+    """The run is complete: nothing is left to resume, so its checkpoints keep only their weights."""
+    from gated_bert.training import checkpoint
+
+    checkpoint.drop_training_state(paths.checkpoints_dir)
+    log.info("finished: %s; results in %s", final, paths.results_dir)
 
 
 def _run_folders(config: GatedBertConfig, prepared, resume: Resumption | None):

@@ -110,18 +110,14 @@ def save(directory: Path, classifier: keras.Model, trainer, state: TrainingState
     return final
 
 
-def drop_training_state(directory: Path) -> int:
+def drop_training_state(directory: Path) -> None:
     """A finished run cannot be resumed: delete its checkpoints' resumable state, keep their weights.
 
     The optimizers' moments and the method's state are about two thirds of a
     checkpoint (a tiny run's two kept epochs: 154 MB, then 59 MB).
-    Returns the number of bytes freed.
     """
-    freed = 0
     for path in Path(directory).glob(f"epoch_[0-9][0-9][0-9]/{VARIABLES}"):
-        freed += path.stat().st_size
         path.unlink()
-    return freed
 
 
 def _plain(value):

@@ -4,9 +4,9 @@ Each run contributes its method, end sparsity (tags) and three numbers: the
 final dev metric, the best dev metric at the final sparsity, and the mean dev
 metric over the pruning window (`reporting.summary_metrics`). The table gives,
 per method and end sparsity, mean, standard deviation (ddof 1) and n of each;
-the plot shows the final dev metric against the fraction of weights remaining
-(log axis), one line with error bars (std) per method, the dense baseline as a
-horizontal band.
+the plot shows the final and the window-mean dev metric against the fraction of
+weights remaining (log axis), one line with error bars (std) per method, the
+dense baseline as a horizontal band.
 """
 
 from __future__ import annotations
@@ -67,38 +67,55 @@ def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+PLOTTED_SUMMARIES = {
+    "final": "final (the last epoch)",
+    "window_mean": "window mean (each epoch of the pruning window, right after its mask update)",
+}
+
+
 def plot_metric_vs_sparsity(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
-    """Final dev metric (mean +- std) against the fraction of weights remaining, log x axis."""
-    figure = Figure(figsize=(8, 4.8))
-    axes = figure.add_subplot()
+    """Final and window-mean dev metric (mean +- std) against the fraction of weights remaining, log x axis.
+
+    One panel per summary in PLOTTED_SUMMARIES that the table has values for: the
+    final metric shows what training recovers at the final mask, the window mean
+    how much the mask updates hurt (how well a method ranks).
+    """
+    summaries = [s for s in PLOTTED_SUMMARIES if table[f"{s}_mean"].notna().any()] or ["final"]
+    figure = Figure(figsize=(7 * len(summaries), 4.8))
+    panels = figure.subplots(1, len(summaries), sharey=True, squeeze=False)[0]
+    for axes, summary in zip(panels, summaries):
+        _draw_summary(axes, table, summary)
+        axes.set_title(PLOTTED_SUMMARIES[summary], fontsize=10)
+    panels[0].set_ylabel(f"dev {metric} (mean +- std)")
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def _draw_summary(axes, table: pd.DataFrame, summary: str) -> None:
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
     pruned = table[table["end_sparsity"] > 0]
     for index, (method, part) in enumerate(pruned.groupby("method", sort=True)):
         part = part.sort_values("end_sparsity")
-        remaining = 1.0 - part["end_sparsity"].to_numpy()
-        std = np.nan_to_num(part["final_std"].to_numpy())
         axes.errorbar(
-            remaining,
-            part["final_mean"],
-            yerr=std,
+            1.0 - part["end_sparsity"].to_numpy(),
+            part[f"{summary}_mean"],
+            yerr=np.nan_to_num(part[f"{summary}_std"].to_numpy()),
             fmt="-o",
             capsize=3,
             color=colors[index % len(colors)],
             label=f"{method} (n={int(part['n'].min())})",
         )
     dense = table[table["end_sparsity"] == 0]
-    if not dense.empty:
-        mean, std = float(dense["final_mean"].iloc[0]), float(np.nan_to_num(dense["final_std"].iloc[0]))
+    if not dense.empty and not np.isnan(dense[f"{summary}_mean"].iloc[0]):
+        mean = float(dense[f"{summary}_mean"].iloc[0])
+        std = float(np.nan_to_num(dense[f"{summary}_std"].iloc[0]))
         axes.axhspan(mean - std, mean + std, color="0.85", label=f"dense baseline {mean:.3f}")
         axes.axhline(mean, color="0.4", linewidth=1)
     axes.set_xscale("log")
     axes.invert_xaxis()  # sparser to the right
     axes.set_xlabel("fraction of encoder weights remaining (log)")
-    axes.set_ylabel(f"final dev {metric} (mean +- std)")
-    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def compare_grid(run_ids: list[str], output_dir: Path, title: str) -> tuple[Path, Path, pd.DataFrame]:

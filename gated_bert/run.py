@@ -112,7 +112,7 @@ def train(
     """
     from gated_bert import reporting, tracking
     from gated_bert.data.glue import load_task
-    from gated_bert.training.fit import fit, prepare_data, with_tokenizer_vocab
+    from gated_bert.training.fit import prepare_data, with_tokenizer_vocab
 
     started = time.time()
     prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
@@ -130,7 +130,7 @@ def train(
         _record_start(config, given, paths, resume)
         fit_started = time.time()
         hook, resume_from = _epoch_end(on_epoch_end), (resume.checkpoint if resume else None)
-        result = fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from)
+        result = _fit(config, prepared, hook, paths, (progress_file, resume_from), finished_on)
         timings["fit_seconds"] = time.time() - fit_started
         final = reporting.final_metrics(result.rows[-1])
         final.update(reporting.summary_metrics(result.rows, config, prepared.task.main_metric))
@@ -141,6 +141,18 @@ def train(
         _log_results(config, paths, files, figures)
         _finish(paths, final)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _fit(config, prepared, hook, paths, progress_and_resume, finished_on: tuple):
+    """`fit`; a run ended for good by one of `finished_on` (a pruned trial) drops its resumable state."""
+    from gated_bert.training import checkpoint
+    from gated_bert.training.fit import fit
+
+    try:
+        return fit(config, prepared, hook, paths.checkpoints_dir, *progress_and_resume)
+    except finished_on:
+        checkpoint.drop_training_state(paths.checkpoints_dir)
+        raise
 
 
 def _finish(paths, final: dict) -> None:

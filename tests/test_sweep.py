@@ -302,6 +302,7 @@ def test_pruned_trial_is_pruned_in_optuna_and_mlflow(sst2_dir, tracking):
         pruning_start_epoch=1,
         pruning_end_epoch=3,
         experiment_name="sweep-prune",
+        output_root=str(tracking / "out"),
     )
     settings = SweepSettings(n_trials=1, study_name="prune")
     study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
@@ -316,6 +317,10 @@ def test_pruned_trial_is_pruned_in_optuna_and_mlflow(sst2_dir, tracking):
     assert child.info.status == "FINISHED" and child.data.tags["optuna.trial_state"] == "PRUNED"
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "eval_accuracy")
     assert [m.step for m in history] == [1]
+    # a pruned trial is over: its checkpoint keeps the weights, not the state to resume from
+    checkpoints = list((tracking / "out").glob("checkpoints_*"))
+    assert checkpoints and list(checkpoints[0].rglob("*.weights.h5"))
+    assert not list(checkpoints[0].rglob("training_state.npz"))
 
 
 @pytest.mark.slow

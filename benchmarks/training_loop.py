@@ -1,12 +1,13 @@
 """The real training loop's speed: examples/s and model FLOP utilisation, in one run.
 
 Prints, all measured in this one run on this machine:
-1. the machine's float32 matmul GFLOP/s (TensorFlow, 2048 x 2048);
+1. the machine's float32 matmul GFLOP/s (TensorFlow, 2048 x 2048), measured
+   right before every run (the host's speed can change between runs);
 2. for each model size and pruning method, the examples/s of epoch 2 of
    `gated_bert.training.fit.fit` (the loop `gated-bert train` runs: callbacks,
    pruning inside the window, evaluation) on an SST-2 slice, and its model FLOP
    utilisation: the encoder's forward+backward FLOPs of the real (non-padding)
-   tokens per second, as a share of the matmul peak;
+   tokens per second, as a share of the matmul peak measured just before it;
 3. the switchable speed settings before/after (dense vs lazy embedding
    updates, BERT's 30,522-row vocabulary vs the tokenizer's, XLA on/off).
 Configurations are interleaved over `--rounds` rounds; medians are printed.
@@ -98,29 +99,41 @@ def main() -> None:
         "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
     )
     args = parser.parse_args()
-    peak = matmul_gflops()
-    print(
-        f"matmul: {peak:.1f} GFLOP/s (float32, 2048 x 2048, TensorFlow, {os.cpu_count()} cores)", flush=True
-    )
     configs = configurations(args.sizes.split(","), args.samples, args.glue_dir)
     if args.only:
         wanted = set(args.only.split(";")) | {f"{size} none" for size in args.sizes.split(",")}
         configs = {name: config for name, config in configs.items() if name in wanted}
     prepared = {name: prepare_data(config) for name, config in configs.items()}
+    # The machine's speed can change between runs (a shared host), so the matmul peak is
+    # measured right before every run and each run's MFU uses its own peak.
     speeds: dict[str, list[float]] = {name: [] for name in configs}
+    mfus: dict[str, list[float]] = {name: [] for name in configs}
+    peaks: list[float] = []
     for _ in range(args.rounds):
         for name, config in configs.items():
+            peaks.append(matmul_gflops(seconds=1.0))
             speeds[name].append(epoch2_speed(config, prepared[name]))
-    print(f"{'configuration':45s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}")
-    for name, config in configs.items():
-        speed = statistics.median(speeds[name])
-        lengths = prepared[name].train.lengths
-        flops_per_example = encoder_flops(config, lengths) / len(lengths)
-        mfu = speed * flops_per_example / (peak * 1e9)
-        baseline = statistics.median(speeds[f"{config.model_size} none"])
-        print(f"{name:45s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}", flush=True)
+            lengths = prepared[name].train.lengths
+            flops_per_example = encoder_flops(config, lengths) / len(lengths)
+            mfus[name].append(speeds[name][-1] * flops_per_example / (peaks[-1] * 1e9))
     print(
-        "('vs baseline' is the epoch-time ratio to the same size's default baseline; MFU counts real tokens only)"
+        f"matmul: median {statistics.median(peaks):.1f} GFLOP/s, {min(peaks):.1f}-{max(peaks):.1f} over "
+        f"{len(peaks)} measurements, one before each run (float32, 2048 x 2048, TensorFlow, "
+        f"{os.cpu_count()} cores)",
+        flush=True,
+    )
+    print(
+        f"{'configuration':45s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}  per round (ex/s @ GFLOP/s)"
+    )
+    for index, (name, config) in enumerate(configs.items()):
+        speed = statistics.median(speeds[name])
+        baseline = statistics.median(speeds[f"{config.model_size} none"])
+        mfu = statistics.median(mfus[name])
+        rounds = " ".join(f"{v:.0f}@{p:.0f}" for v, p in zip(speeds[name], peaks[index :: len(configs)]))
+        print(f"{name:45s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}  {rounds}", flush=True)
+    print(
+        "('vs baseline' is the epoch-time ratio to the same size's default baseline; MFU counts real tokens "
+        "only, each run against the matmul peak measured just before it; medians over rounds)"
     )
 
 

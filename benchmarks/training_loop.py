@@ -106,16 +106,17 @@ def main() -> None:
     prepared = {name: prepare_data(config) for name, config in configs.items()}
     # The machine's speed can change between runs (a shared host), so the matmul peak is
     # measured right before every run and each run's MFU uses its own peak.
+    flops_per_example = {
+        name: encoder_flops(config, prepared[name].train.lengths) / len(prepared[name].train.lengths)
+        for name, config in configs.items()
+    }
     speeds: dict[str, list[float]] = {name: [] for name in configs}
-    mfus: dict[str, list[float]] = {name: [] for name in configs}
-    peaks: list[float] = []
+    peaks_by_run: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(args.rounds):
         for name, config in configs.items():
-            peaks.append(matmul_gflops(seconds=1.0))
+            peaks_by_run[name].append(matmul_gflops(seconds=1.0))
             speeds[name].append(epoch2_speed(config, prepared[name]))
-            lengths = prepared[name].train.lengths
-            flops_per_example = encoder_flops(config, lengths) / len(lengths)
-            mfus[name].append(speeds[name][-1] * flops_per_example / (peaks[-1] * 1e9))
+    peaks = [peak for run_peaks in peaks_by_run.values() for peak in run_peaks]
     print(
         f"matmul: median {statistics.median(peaks):.1f} GFLOP/s, {min(peaks):.1f}-{max(peaks):.1f} over "
         f"{len(peaks)} measurements, one before each run (float32, 2048 x 2048, TensorFlow, "
@@ -125,11 +126,12 @@ def main() -> None:
     print(
         f"{'configuration':45s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}  per round (ex/s @ GFLOP/s)"
     )
-    for index, (name, config) in enumerate(configs.items()):
+    for name, config in configs.items():
         speed = statistics.median(speeds[name])
         baseline = statistics.median(speeds[f"{config.model_size} none"])
-        mfu = statistics.median(mfus[name])
-        rounds = " ".join(f"{v:.0f}@{p:.0f}" for v, p in zip(speeds[name], peaks[index :: len(configs)]))
+        runs = list(zip(speeds[name], peaks_by_run[name]))
+        mfu = statistics.median(v * flops_per_example[name] / (p * 1e9) for v, p in runs)
+        rounds = " ".join(f"{v:.0f}@{p:.0f}" for v, p in runs)
         print(f"{name:45s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}  {rounds}", flush=True)
     print(
         "('vs baseline' is the epoch-time ratio to the same size's default baseline; MFU counts real tokens "

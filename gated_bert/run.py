@@ -130,7 +130,7 @@ def train(
         _record_start(config, given, paths, resume)
         fit_started = time.time()
         hook, resume_from = _epoch_end(on_epoch_end), (resume.checkpoint if resume else None)
-        result = _fit(config, prepared, hook, paths, (progress_file, resume_from), finished_on)
+        result = _fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from, finished_on)
         timings["fit_seconds"] = time.time() - fit_started
         final = reporting.final_metrics(result.rows[-1])
         final.update(reporting.summary_metrics(result.rows, config, prepared.task.main_metric))
@@ -143,15 +143,15 @@ def train(
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
 
 
-def _fit(config, prepared, hook, paths, progress_and_resume, finished_on: tuple):
+def _fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from, finished_on: tuple):
     """`fit`; a run ended for good by one of `finished_on` (a pruned trial) drops its resumable state."""
     from gated_bert.training import checkpoint
     from gated_bert.training.fit import fit
 
     try:
-        return fit(config, prepared, hook, paths.checkpoints_dir, *progress_and_resume)
+        return fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from)
     except finished_on:
-        checkpoint.drop_training_state(paths.checkpoints_dir)
+        checkpoint.drop_training_state(checkpoints_dir)
         raise
 
 

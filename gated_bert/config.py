@@ -149,7 +149,7 @@ class GatedBertConfig:
     pruning_start_epoch: int = _help("First epoch of the pruning window (1-based).", default=4)
     pruning_end_epoch: int = _help("Epoch at which end_sparsity is reached (capped to epochs).", default=23)
     sparsity_schedule: str = _help(
-        "auto, linear, cubic or steps (auto: magnitude linear, movement "
+        "auto, linear, cubic, geometric or steps (auto: magnitude linear, movement "
         "movement_schedule, spt steps; steps whenever sparsity_steps is given).",
         default="auto",
     )
@@ -198,7 +198,7 @@ class GatedBertConfig:
         default=None,
     )
     movement_schedule: str = _help(
-        "linear or cubic (movement's curve by step; cubic is the published recipe).", default="cubic"
+        "linear, cubic or geometric (movement's curve by step; cubic is the published recipe).", default="cubic"
     )
     movement_score_init: str = _help(
         "Movement scores at the start: zeros (the published recipe's constant 0) or magnitude (|w|).",

@@ -209,7 +209,7 @@ def test_unknown_schedule_kind_fails_instead_of_becoming_linear():
     with pytest.raises(ValueError, match="unknown schedule kind 'exponential'; choose one of: linear, cubic"):
         EpochSchedule("exponential", 1, 3, 0.0, 0.9)
     with pytest.raises(
-        ValueError, match="unknown schedule kind 'cosine'; choose one of: linear, cubic, steps"
+        ValueError, match="unknown schedule kind 'cosine'; choose one of: linear, cubic, geometric, steps"
     ):
         StepSchedule("cosine", 0, 10, 5, 0.0, 0.9)
 

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from gated_bert.pruning.masks import global_masks, keep_count, mask_for
-from gated_bert.pruning.schedules import EpochSchedule, StepSchedule, cubic, linear, resample, step_path
+from gated_bert.pruning.schedules import (
+    EpochSchedule,
+    StepSchedule,
+    cubic,
+    geometric,
+    linear,
+    resample,
+    step_path,
+)
 
 
 def test_linear_closed_form():
@@ -19,6 +27,18 @@ def test_cubic_closed_form():
     t = 200
     assert cubic(t, t0, t1, s_i, s_f) == pytest.approx(s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0)) ** 3)
     assert cubic(50, t0, t1, s_i, s_f) == s_i and cubic(900, t0, t1, s_i, s_f) == pytest.approx(s_f)
+
+
+def test_geometric_closed_form():
+    s_i, s_f, t0, t1 = 0.2, 0.99, 2, 6
+    assert geometric(t0, t0, t1, s_i, s_f) == pytest.approx(s_i)
+    assert geometric(t1, t0, t1, s_i, s_f) == s_f
+    assert geometric(3, t0, t1, s_i, s_f) == pytest.approx(1 - 0.8 * (0.01 / 0.8) ** 0.25)
+    assert geometric(1, t0, t1, s_i, s_f) == s_i and geometric(9, t0, t1, s_i, s_f) == s_f
+    # Each of the four epoch updates to 0.9 removes the same share (44%) of the weights still in place.
+    density = [1 - EpochSchedule("geometric", 2, 6, 0.0, 0.9).sparsity_at(e) for e in range(2, 7)]
+    assert np.allclose(np.array(density[1:]) / density[:-1], 0.1**0.25)
+    assert [round(1 - d, 3) for d in density] == [0.0, 0.438, 0.684, 0.822, 0.9]
 
 
 def test_step_path_drops_values_past_end():

@@ -2,7 +2,7 @@
 
 A space is a dict of `ParamSpec`s keyed by config field. The default searches
 spt_epsilon, spt_reward_alpha, spt_explore_per_layer, spt_credit, spt_min_probes, the pruning window
-(1 <= start < end <= epochs) and the schedule's shape (step list or cubic);
+(1 <= start < end <= epochs) and the schedule's shape (step list, cubic or geometric);
 end_sparsity stays fixed so that trials compete at equal sparsity.
 
 A YAML/JSON file narrows the default (its params replace same-named ones) or,
@@ -60,7 +60,7 @@ def default_space(epochs: int) -> dict[str, ParamSpec]:
         "spt_min_probes": ParamSpec("int", 0, 16),
         "pruning_start_epoch": ParamSpec("int", 1, max(1, epochs - 1)),
         "pruning_end_epoch": ParamSpec("int", 2, epochs),
-        "sparsity_schedule": ParamSpec("categorical", choices=("steps", "cubic")),
+        "sparsity_schedule": ParamSpec("categorical", choices=("steps", "cubic", "geometric")),
     }
 
 

@@ -198,7 +198,8 @@ class GatedBertConfig:
         default=None,
     )
     movement_schedule: str = _help(
-        "linear, cubic or geometric (movement's curve by step; cubic is the published recipe).", default="cubic"
+        "linear, cubic or geometric (movement's curve by step; cubic is the published recipe).",
+        default="cubic",
     )
     movement_score_init: str = _help(
         "Movement scores at the start: zeros (the published recipe's constant 0) or magnitude (|w|).",

@@ -163,7 +163,10 @@ def test_search_space_file_narrows(tmp_path):
         config = suggest_config(study.ask(), space, base)
         assert 0.002 <= config.spt_epsilon <= 0.003 and 1e-4 <= config.learning_rate <= 1e-3
         assert 1 <= config.pruning_start_epoch < config.pruning_end_epoch <= 5
-        assert config.sparsity_schedule in ("steps", "cubic", "geometric") and config.end_sparsity == base.end_sparsity
+        assert (
+            config.sparsity_schedule in ("steps", "cubic", "geometric")
+            and config.end_sparsity == base.end_sparsity
+        )
 
 
 @pytest.mark.parametrize(

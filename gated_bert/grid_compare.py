@@ -3,7 +3,11 @@
 Each run contributes its method, end sparsity (tags) and three numbers: the
 final dev metric, the best dev metric at the final sparsity, and the mean dev
 metric over the pruning window (`reporting.summary_metrics`). The table gives,
-per method and end sparsity, mean, standard deviation (ddof 1) and n of each;
+per method and end sparsity, mean, standard deviation (ddof 1) and n of each,
+and, where the grid has the random control, each summary's paired difference
+to random at the same end sparsity and seed (mean, std, n of the seeds both
+ran): the methods of a seed share its initialisation and its dense epochs, so
+the paired difference takes the seed-to-seed spread out of the comparison;
 the plot shows the final and the window-mean dev metric against the fraction of
 weights remaining (log axis), one line with error bars (std) per method, the
 dense baseline as a horizontal band.
@@ -55,8 +59,13 @@ def grid_rows(run_ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CONTROL = "random"
+
+
 def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n per method and end sparsity, for each summary."""
+    """Mean, std and n per method and end sparsity, for each summary; with the random control in
+    the grid, also each summary's paired difference to it (`<summary>_vs_random_mean/_std`, n in
+    `n_paired`)."""
     if rows.empty:
         raise DataError("nothing to compare: no finished runs")
     grouped = rows.groupby(["method", "end_sparsity"], sort=True)
@@ -64,7 +73,25 @@ def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
     for summary in SUMMARIES:
         table[f"{summary}_mean"] = grouped[summary].mean()
         table[f"{summary}_std"] = grouped[summary].std(ddof=1)
+    if (rows["method"] == CONTROL).any():
+        table = table.join(paired_vs_control(rows))
     return table.reset_index()
+
+
+def paired_vs_control(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per method and end sparsity: summary minus the random control's of the same end sparsity and
+    seed, mean and std (ddof 1) over the seeds both ran, and their number."""
+    keys = ["end_sparsity", "seed"]
+    control = rows[rows["method"] == CONTROL][[*keys, *SUMMARIES]].drop_duplicates(keys)
+    paired = rows[rows["method"] != CONTROL].merge(control, on=keys, suffixes=("", "_control"))
+    for summary in SUMMARIES:
+        paired[summary] = paired[summary] - paired[f"{summary}_control"]
+    grouped = paired.groupby(["method", "end_sparsity"], sort=True)
+    out = grouped.size().rename("n_paired").to_frame()
+    for summary in SUMMARIES:
+        out[f"{summary}_vs_{CONTROL}_mean"] = grouped[summary].mean()
+        out[f"{summary}_vs_{CONTROL}_std"] = grouped[summary].std(ddof=1)
+    return out
 
 
 PLOTTED_SUMMARIES = {

@@ -440,6 +440,15 @@ def test_grid_table_and_plot(tmp_path):
     assert magnitude["final_std"] == pytest.approx(0.01) and magnitude["window_mean_mean"] == pytest.approx(
         0.70
     )
+    # paired with random's run of the same seed: finals differ by 0.15 every seed, window means too
+    assert magnitude["n_paired"] == 3 and magnitude["final_vs_random_mean"] == pytest.approx(0.15)
+    assert magnitude["final_vs_random_std"] == pytest.approx(0.0, abs=1e-12)
+    assert magnitude["window_mean_vs_random_mean"] == pytest.approx(0.15)
+    assert table[table["method"] == "random"]["n_paired"].isna().all()
+    assert np.isnan(table[table["method"] == "magnitude"]["n_paired"]).tolist() == [
+        True,
+        False,
+    ]  # 0.5: no random
     grid_compare.plot_metric_vs_sparsity(table, "accuracy", tmp_path / "grid.png", "t")
     assert_png(tmp_path / "grid.png", 1200, 350)  # two panels: final and window mean
     table["window_mean_mean"] = float("nan")  # runs without a window: the final panel only
@@ -448,6 +457,25 @@ def test_grid_table_and_plot(tmp_path):
     from matplotlib.image import imread
 
     assert imread(tmp_path / "final_only.png").shape[1] < 1000
+
+
+def test_grid_table_pairs_each_method_with_random_of_the_same_seed():
+    from gated_bert import grid_compare
+
+    window = {("random", 1): 0.60, ("random", 2): 0.70, ("spt", 1): 0.65, ("spt", 2): 0.80, ("spt", 3): 0.9}
+    rows = pd.DataFrame(
+        [
+            {"method": m, "end_sparsity": 0.9, "seed": seed, "metric": "eval_accuracy", "final": v}
+            | {"best_at_target": v, "window_mean": v}
+            for (m, seed), v in window.items()
+        ]
+    )
+    spt = grid_compare.grid_table(rows).set_index("method").loc["spt"]
+    # seeds 1 and 2 pair (+0.05, +0.10); seed 3 has no random run; the unpaired means differ by 0.133
+    assert (spt["n"], spt["n_paired"]) == (3, 2)
+    assert spt["window_mean_vs_random_mean"] == pytest.approx(0.075)
+    assert spt["window_mean_vs_random_std"] == pytest.approx(np.std([0.05, 0.10], ddof=1))
+    assert spt["window_mean_mean"] - 0.65 == pytest.approx(0.1333, abs=1e-4)
 
 
 @pytest.mark.slow

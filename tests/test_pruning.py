@@ -289,3 +289,41 @@ def test_saliency_credit_shares_the_reward_by_w2_f_over_the_probed_set_only():
         np.testing.assert_allclose(ema.numpy(), np.where(e, 1.25 * s / total, 0.0), rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(fisher.numpy(), g.numpy() ** 2, rtol=1e-6)
         np.testing.assert_array_equal(kernel.layer.mask.numpy(), mask)
+
+
+def test_movement_with_epoch_updates_reselects_every_step_at_the_held_target():
+    """Epoch updates step the sparsity at epoch ends; movement's top-k follows its scores every step
+    of the window's later epochs at the latest target, and the final mask is held after the window."""
+    from gated_bert.pruning.callback import PruningCallback
+    from gated_bert.pruning.pruner import Pruner
+
+    config = micro_config(
+        pruning_method="movement", pruning_updates="epoch", sparsity_schedule="linear", epochs=4,
+        pruning_start_epoch=1, pruning_end_epoch=3, end_sparsity=0.5,
+    )  # fmt: skip
+    model = build_model(config.architecture(), 2, with_scores=True)
+    callback = PruningCallback(Pruner(config, model, steps_per_epoch=3))
+    kernel = prunable_kernels(model)[0].layer
+    rng = np.random.default_rng(0)
+
+    def epoch(index, rescore):
+        callback.on_epoch_begin(index)
+        for batch in range(3):
+            if rescore:  # new scores before each step: the mask should follow them (or not)
+                kernel.scores.assign(rng.normal(size=kernel.scores.shape).astype(np.float32))
+            before = kernel.mask.numpy().copy()
+            callback.on_train_batch_end(batch)
+            yield before, kernel.mask.numpy().copy()
+        callback.on_epoch_end(index, {})
+
+    for _before, after in epoch(0, rescore=True):  # window epoch 1: target 0, nothing pruned yet
+        assert after.min() == 1.0
+    list(epoch(1, rescore=False))  # the end of epoch 2 prunes 25%
+    assert (kernel.mask.numpy() == 0).mean() == 0.25
+    for before, after in epoch(2, rescore=True):  # epoch 3: the top-k of the new scores, at 25%
+        expected = mask_for(movement_importance(kernel.scores.numpy()), 0.25)
+        np.testing.assert_array_equal(after, expected)
+        assert (after == 0).mean() == 0.25 and not np.array_equal(before, after)
+    assert (kernel.mask.numpy() == 0).mean() == 0.5  # the end of epoch 3 reaches the target
+    for before, after in epoch(3, rescore=True):  # after the window: held whatever the scores
+        np.testing.assert_array_equal(before, after)

@@ -35,6 +35,8 @@ class Pruner:
         self.method: PruningMethod = get_method(config.pruning_method)(config, self.kernels)
         self.step_schedule: StepSchedule | None = None
         self.epoch_schedule: EpochSchedule | None = None
+        # epoch updates: steps between re-selections at the held target (None: the mask is held)
+        self.reselect_frequency: int | None = None
         kind = config.effective_schedule
         if config.pruning_updates == "step":
             self.step_schedule = StepSchedule(
@@ -47,6 +49,8 @@ class Pruner:
                 steps_percent=config.effective_sparsity_steps,
             )
         else:
+            if self.method.reselects:
+                self.reselect_frequency = config.effective_movement_frequency
             self.epoch_schedule = EpochSchedule(
                 kind=kind,
                 start_epoch=config.pruning_start_epoch,

@@ -37,6 +37,10 @@ class PruningMethod:
             weights' ("sum" or "l2"; see `pruning/groups.py`).
         default_frequency: optimizer steps between by-step mask updates when
             `movement_pruning_frequency_steps` is not given.
+        reselects: with `pruning_updates=epoch`, the top-k is also recomputed at
+            the latest epoch update's target every `default_frequency` (or
+            `movement_pruning_frequency_steps`) steps inside the window, so
+            weights whose scores rise return while training goes on.
 
     Args:
         config: the run's configuration.
@@ -49,6 +53,7 @@ class PruningMethod:
     default_scope: ClassVar[str] = "per_layer"
     group_reduce: ClassVar[str] = "sum"
     default_frequency: ClassVar[int] = 10
+    reselects: ClassVar[bool] = False
 
     def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
         self.config = config

@@ -9,7 +9,9 @@ zeroed (they may return). Defaults follow the published recipe: the top-k
 recomputed from S after every optimizer step (`movement_pruning_frequency_steps`
 1), the cubic curve by step (`movement_schedule`), scores starting at 0
 (`movement_score_init`), dense before the window and the final mask held after
-it; scope per layer. Departures (training from scratch, no distillation):
+it; scope per layer. With `pruning_updates=epoch` the sparsity changes only at
+epoch ends, as for every method, while the top-k is still recomputed every
+step at the latest target (`reselects`). Departures (training from scratch, no distillation):
 docs/pruning.md.
 """
 
@@ -30,6 +32,7 @@ class Movement(PruningMethod):
     needs_scores = True
     default_frequency = 1  # the published recipe: the top-k before every forward pass
     zeroes_pruned = False
+    reselects = True  # with epoch updates: the sparsity steps at epoch ends, the top-k every step
 
     def __init__(self, config, kernels):
         super().__init__(config, kernels)

@@ -187,7 +187,8 @@ class GatedBertConfig:
     pruning_updates: str = _help(
         "step: masks follow the schedule by optimizer step, every movement_pruning_frequency_steps "
         "steps (gradual pruning, the training recovers in between); epoch: one update at the end of "
-        "each window epoch (the original description's magnitude and SPT).",
+        "each window epoch (the original description's magnitude and SPT; movement also recomputes its "
+        "top-k at the latest target every movement_pruning_frequency_steps steps in between).",
         default="step",
     )
     movement_pruning_frequency_steps: int | None = _help(

@@ -43,8 +43,10 @@ def geometric(t: float, t0: float, t1: float, s_i: float, s_f: float) -> float:
     if t1 <= t0:
         return s_f if t >= t0 else s_i
     frac = min(max((t - t0) / (t1 - t0), 0.0), 1.0)
-    if frac <= 0.0 or frac >= 1.0:
-        return s_i if frac <= 0.0 else s_f
+    if frac <= 0.0:
+        return s_i
+    if frac >= 1.0:
+        return s_f
     return 1.0 - (1.0 - s_i) * ((1.0 - s_f) / (1.0 - s_i)) ** frac
 
 

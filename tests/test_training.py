@@ -1,7 +1,9 @@
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gated_bert.model import prunable_kernels
 from gated_bert.pruning.methods import get_method
@@ -89,12 +91,39 @@ def test_training_learns_the_synthetic_task(sst2_dir):
     assert result.rows[-1]["train_loss"] < result.rows[0]["train_loss"]
 
 
-def test_nan_loss_stops_with_clear_message():
+def test_nan_loss_stops_at_its_batch_with_clear_message(sst2_dir, monkeypatch):
+    """The train step's in-graph check stops fit at the first non-finite loss (no per-batch callback)."""
+    real_loss = fit_module.task_loss
+
+    def poisoned(task):
+        """The task loss, NaN from the 3rd batch of epoch 2 on (counted inside the graph)."""
+        inner = real_loss(task)
+        calls = tf.Variable(0)
+
+        def loss(y, y_pred):
+            calls.assign_add(1)
+            return tf.where(calls >= steps + 3, tf.constant(math.nan), inner(y, y_pred))
+
+        return loss
+
+    config = micro_config(data_dir=str(sst2_dir), epochs=3)
+    prepared = prepare_data(config)
+    steps = prepared.train.num_batches(config.batch_size)
+    assert steps >= 3
+    monkeypatch.setattr(fit_module, "task_loss", poisoned)
     with pytest.raises(
-        TrainingDivergedError, match="training loss became nan at batch 3; lower --learning-rate"
+        TrainingDivergedError,
+        match=r"^training loss became nan at batch 3 of epoch 2; lower --learning-rate or raise --batch-size$",
     ):
-        NanGuard().on_train_batch_end(2, {"loss": float("nan")})
-    NanGuard().on_train_batch_end(2, {"loss": 0.5})
+        fit(config, prepared)
+
+
+def test_nan_guard_checks_the_epoch_mean_loss():
+    """Where the in-graph check compiles to nothing (XLA), the epoch's mean loss still stops the run."""
+    with pytest.raises(TrainingDivergedError, match=r"^training loss became inf in epoch 2; lower --learning-rate"):
+        NanGuard().on_epoch_end(1, {"loss": float("inf")})
+    NanGuard().on_epoch_end(1, {"loss": 0.5})
+    assert NanGuard.on_train_batch_end is keras.callbacks.Callback.on_train_batch_end  # no per-batch work
 
 
 def _lazy_step(table, opt, indices, values):
@@ -237,3 +266,22 @@ def test_only_methods_with_a_step_hook_get_its_inputs_in_the_train_step():
 
     hooked = {name for name, cls in METHODS.items() if cls.__new__(cls).has_step_hook}
     assert hooked == {"spt"}
+
+
+def test_progress_file_is_async_safe_and_keeps_the_latest_step(tmp_path):
+    """Batch ends dispatched from many threads (Keras' async callbacks) leave valid JSON at the latest step."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gated_bert.training.callbacks import ProgressFile
+
+    path = tmp_path / "progress.json"
+    progress = ProgressFile(path, epochs=2, steps=400, metric="eval_accuracy", interval=0.0)
+    assert progress.async_safe
+    progress.on_epoch_begin(0)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda b: progress.on_train_batch_end(b, {}), range(400)))
+    progress._write()  # the last write may have been an earlier batch's
+    state = json.loads(path.read_text())
+    assert (state["epoch"], state["step"], state["steps"]) == (1, 400, 400)
+    assert not path.with_suffix(".tmp").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -22,16 +23,26 @@ class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class NanGuard(keras.callbacks.Callback):
-    """Stops the run with a clear error as soon as the loss is not finite."""
+DIVERGED_FIX = "lower --learning-rate or raise --batch-size"
+LOSS_CHECK = "gated_bert training loss"  # names the train step's in-graph finiteness check
 
-    def on_train_batch_end(self, batch, logs=None):
+
+def diverged(value: str, where: str) -> TrainingDivergedError:
+    return TrainingDivergedError(f"training loss became {value} {where}; {DIVERGED_FIX}")
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops the run with a clear error at the end of an epoch whose mean loss is not finite.
+
+    The train step itself checks its loss in the graph (`LOSS_CHECK`) and stops
+    at the first bad batch without a per-batch host round trip; under XLA that
+    check compiles to nothing, so this epoch-end check is what remains.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDivergedError(
-                f"training loss became {float(loss)} at batch {batch + 1}; lower --learning-rate "
-                "or raise --batch-size"
-            )
+            raise diverged(str(float(loss)), f"in epoch {epoch + 1}")
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -149,8 +160,12 @@ class ProgressFile(keras.callbacks.Callback):
     """Writes the run's progress as JSON (atomically) for a parent process to show.
 
     Fields: epoch, epochs, step, steps, metric (name), value, sparsity. Written at
-    most every `interval` seconds during an epoch, and after every epoch.
+    most every `interval` seconds during an epoch, and after every epoch. Safe
+    for Keras' asynchronous batch-end dispatch (one writer at a time), so it
+    does not make Keras wait for every batch's logs.
     """
+
+    async_safe = True
 
     def __init__(self, path: Path, epochs: int, steps: int, metric: str, interval: float = 0.5):
         super().__init__()
@@ -166,21 +181,26 @@ class ProgressFile(keras.callbacks.Callback):
         }
         self.interval = interval
         self._last = 0.0
+        self._lock = threading.Lock()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state))
-        os.replace(tmp, self.path)
+        with self._lock:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state))
+            os.replace(tmp, self.path)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.state.update(epoch=epoch + 1, step=0)
         self._write()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.state["step"] = batch + 1
         now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
+        with self._lock:
+            self.state["step"] = max(self.state["step"], batch + 1)  # calls may finish out of order
+            due = now - self._last >= self.interval
+            if due:
+                self._last = now
+        if due:
             self._write()
 
     def on_epoch_end(self, epoch, logs=None):

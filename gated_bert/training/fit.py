@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from tokenizers import Tokenizer
 
 from gated_bert import metric_names as names
@@ -23,6 +24,7 @@ from gated_bert.pruning.pruner import Pruner
 from gated_bert.tasks import Task
 from gated_bert.training import checkpoint
 from gated_bert.training.callbacks import (
+    LOSS_CHECK,
     EpochCheckpoint,
     EpochEndHook,
     EpochTimer,
@@ -30,6 +32,8 @@ from gated_bert.training.callbacks import (
     HistoryRecorder,
     NanGuard,
     ProgressFile,
+    TrainingDivergedError,
+    diverged,
 )
 from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.trainer import PruningTrainer
@@ -65,8 +69,6 @@ XLA_WIDTH_MULTIPLE = 8  # with XLA, batch widths are multiples of this: a bounde
 
 def use_xla(config: GatedBertConfig) -> bool:
     """jit_compile auto: XLA only with a GPU (on CPU it measured slower; benchmarks/training_loop.py)."""
-    import tensorflow as tf
-
     if config.jit_compile == "auto":
         return bool(tf.config.list_physical_devices("GPU"))
     return config.jit_compile == "true"
@@ -191,16 +193,28 @@ def fit(
         prepared.train, config.batch_size, seed=config.seed, shuffle=True, first_epoch=first_epoch, **width
     )
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
-    trainer.fit(
-        train_ds,
-        epochs=config.epochs,
-        initial_epoch=first_epoch,
-        callbacks=run_callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )
+    try:
+        trainer.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            callbacks=run_callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
+    except tf.errors.InvalidArgumentError as err:
+        if LOSS_CHECK not in err.message:
+            raise
+        raise _diverged_at(err.message, int(trainer.optimizer.iterations.numpy()), steps_per_epoch) from None
     padding = train_padding_share(config, prepared, width["width_multiple"])
     return FitResult(classifier, recorder.rows, pruner, padding)
+
+
+def _diverged_at(message: str, steps_done: int, steps_per_epoch: int) -> TrainingDivergedError:
+    """The error for the train step's failed loss check; the failing batch is the one after `steps_done`."""
+    value = "inf" if "Inf values" in message else "nan"
+    epoch, batch = divmod(steps_done, steps_per_epoch)
+    return diverged(value, f"at batch {batch + 1} of epoch {epoch + 1}")
 
 
 @dataclass(frozen=True)

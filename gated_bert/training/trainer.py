@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from gated_bert.pruning.callback import PruningCallback
+from gated_bert.training.callbacks import LOSS_CHECK
 from gated_bert.training.lazy_adamw import LazyAdamW
 
 
@@ -81,7 +82,8 @@ class PruningTrainer(keras.Model):
         dropout_draws = [tf.identity(s.value) for s in self.dropout_states] if hooked else []
         with tf.GradientTape() as tape:
             y_pred = self.classifier(x, training=True)
-            loss = self.loss_fn(y, y_pred)
+            # stops fit at the first non-finite loss, inside the step: no per-batch host round trip
+            loss = tf.debugging.check_numerics(self.loss_fn(y, y_pred), LOSS_CHECK)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
         if hooked:
@@ -97,9 +99,10 @@ class PruningTrainer(keras.Model):
 
             self.method.train_step_hook(repeat_loss, loss, kernel_gradients)
         n_weights, n_extra = len(self.weight_variables), len(self.extra_variables)
-        for lazy, gradient in zip(self.lazy_updates, gradients[n_weights + n_extra :]):
-            lazy.apply(gradient)  # before the main optimizer: both use its step count + 1
-        self.optimizer.apply(gradients[:n_weights], self.weight_variables)
-        if self.extra_optimizer is not None:
-            self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
+        with tf.control_dependencies([loss]):  # no update from a batch whose loss check failed
+            for lazy, gradient in zip(self.lazy_updates, gradients[n_weights + n_extra :]):
+                lazy.apply(gradient)  # before the main optimizer: both use its step count + 1
+            self.optimizer.apply(gradients[:n_weights], self.weight_variables)
+            if self.extra_optimizer is not None:
+                self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
         return self.compute_metrics(x, y, y_pred)

@@ -120,7 +120,9 @@ def test_nan_loss_stops_at_its_batch_with_clear_message(sst2_dir, monkeypatch):
 
 def test_nan_guard_checks_the_epoch_mean_loss():
     """Where the in-graph check compiles to nothing (XLA), the epoch's mean loss still stops the run."""
-    with pytest.raises(TrainingDivergedError, match=r"^training loss became inf in epoch 2; lower --learning-rate"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"^training loss became inf in epoch 2; lower --learning-rate"
+    ):
         NanGuard().on_epoch_end(1, {"loss": float("inf")})
     NanGuard().on_epoch_end(1, {"loss": 0.5})
     assert NanGuard.on_train_batch_end is keras.callbacks.Callback.on_train_batch_end  # no per-batch work

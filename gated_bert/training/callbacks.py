@@ -181,7 +181,7 @@ class ProgressFile(keras.callbacks.Callback):
         }
         self.interval = interval
         self._last = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _write takes it too
 
     def _write(self) -> None:
         with self._lock:
@@ -197,11 +197,9 @@ class ProgressFile(keras.callbacks.Callback):
         now = time.monotonic()
         with self._lock:
             self.state["step"] = max(self.state["step"], batch + 1)  # calls may finish out of order
-            due = now - self._last >= self.interval
-            if due:
+            if now - self._last >= self.interval:
                 self._last = now
-        if due:
-            self._write()
+                self._write()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

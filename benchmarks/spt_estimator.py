@@ -11,13 +11,19 @@ between the two runs over the variance of scores across weights: 0 = repeatable,
 magnitude's Spearman. Also probing
 one role per step (`spt_explore_per_layer`: fewer weights behind each reward).
 
-Usage: python benchmarks/spt_estimator.py [--steps 100,400,1600]
+With `--matmul-precisions float32,bfloat16` every variant also runs with the probe's two passes
+(the loss and the probed loss) in bfloat16 matmuls, as a train step with `matmul_precision
+bfloat16` runs them: the difference of the two losses is the reward, so this shows how much
+bfloat16 rounding adds to it.
+
+Usage: python benchmarks/spt_estimator.py [--steps 100,400,1600] [--matmul-precisions float32]
 Run from the repository root (it borrows the tests' synthetic data writer).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -33,6 +39,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from gated_bert.config import SPT_CREDITS  # noqa: E402
 from gated_bert.data.batching import pad_batch  # noqa: E402
 from gated_bert.pruning.pruner import Pruner  # noqa: E402
+from gated_bert.training import precision  # noqa: E402
 from gated_bert.training.fit import fit, prepare_data, task_loss  # noqa: E402
 from tests.conftest import micro_config, write_sst2  # noqa: E402
 
@@ -42,7 +49,12 @@ NEURONS = 32
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="100,400,1600", help="probe counts, comma-separated")
-    steps_list = [int(s) for s in parser.parse_args().steps.split(",")]
+    parser.add_argument(
+        "--matmul-precisions", default="float32", help="float32 and/or bfloat16, comma-separated"
+    )
+    parser.add_argument("--credits", default=",".join(SPT_CREDITS), help="credits to run, comma-separated")
+    args = parser.parse_args()
+    steps_list = [int(s) for s in args.steps.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         root = write_sst2(Path(folder))
         config = micro_config(
@@ -88,7 +100,7 @@ def main() -> None:
     ffn_in.layer.mask.assign(kept)
     magnitude_rho = spearmanr(np.abs(ffn_in.layer.kernel.numpy()).reshape(-1), truth)[0]
 
-    def estimate(credit: str, per_layer: bool, steps: int, seed: int) -> np.ndarray:
+    def estimate(credit: str, per_layer: bool, steps: int, seed: int, low: str) -> np.ndarray:
         pruner, ffn_in = setup(credit, seed, per_layer)
         explorer = pruner.method.explorer
         explorer.exploring.assign(True)
@@ -97,9 +109,10 @@ def main() -> None:
         @tf.function
         def train_like_step(features, labels):
             batch_loss = lambda: loss_fn(labels, model(features, training=False))  # noqa: E731
-            with tf.GradientTape() as tape:
-                loss = batch_loss()
-            return explorer.probe(batch_loss, loss, tape.gradient(loss, kernels))
+            with precision.matmul_dtype(model, None if low == "float32" else low):  # read while traced
+                with tf.GradientTape() as tape:
+                    loss = batch_loss()
+                return explorer.probe(batch_loss, loss, tape.gradient(loss, kernels))
 
         rng = np.random.default_rng(seed)
         for _ in range(steps):
@@ -108,21 +121,26 @@ def main() -> None:
 
     print(f"magnitude: Spearman with the truth {magnitude_rho:.3f} (misled by construction)")
     print(
-        "| credit | probed per step | probes | Spearman(SPT, truth) | split-half Spearman "
+        "| credit | probed per step | matmuls | probes | Spearman(SPT, truth) | split-half Spearman "
         "| score variance between runs / across weights |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     # per layer: one role per step (ffn_in every 6th step): fewer weights behind each reward
-    variants = [(credit, False) for credit in SPT_CREDITS] + [("shared", True), ("saliency", True)]
-    for credit, per_layer in variants:
-        for steps in steps_list:
-            a, b = estimate(credit, per_layer, steps, 1), estimate(credit, per_layer, steps, 2)
-            rho, reliability = spearmanr(a, truth)[0], spearmanr(a, b)[0]
-            noise = np.var(a - b) / 2 / max(np.var((a + b) / 2), 1e-30)  # a weight's score variance, relative
-            scope = "one role" if per_layer else "every kernel"
-            print(
-                f"| {credit} | {scope} | {steps} | {rho:.3f} | {reliability:.3f} | {noise:.2f} |", flush=True
-            )
+    credits = args.credits.split(",")
+    variants = [(credit, False) for credit in credits] + [
+        (c, True) for c in ("shared", "saliency") if c in credits
+    ]
+    for (credit, per_layer), low, steps in itertools.product(
+        variants, args.matmul_precisions.split(","), steps_list
+    ):
+        a, b = estimate(credit, per_layer, steps, 1, low), estimate(credit, per_layer, steps, 2, low)
+        rho, reliability = spearmanr(a, truth)[0], spearmanr(a, b)[0]
+        noise = np.var(a - b) / 2 / max(np.var((a + b) / 2), 1e-30)  # a weight's score variance, relative
+        scope = "one role" if per_layer else "every kernel"
+        print(
+            f"| {credit} | {scope} | {low} | {steps} | {rho:.3f} | {reliability:.3f} | {noise:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

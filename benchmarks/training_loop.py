@@ -9,7 +9,9 @@ Prints, all measured in this one run on this machine:
    utilisation: the encoder's forward+backward FLOPs of the real (non-padding)
    tokens per second, as a share of the matmul peak measured just before it;
 3. the switchable speed settings before/after (dense vs lazy embedding
-   updates, BERT's 30,522-row vocabulary vs the tokenizer's, XLA on/off).
+   updates, BERT's 30,522-row vocabulary vs the tokenizer's, XLA on/off,
+   float32 vs the default matmul precision, which is bfloat16 on CPUs with
+   native bfloat16 arithmetic; the bfloat16 matmul peak is printed too).
 Configurations are interleaved over `--rounds` rounds; medians are printed.
 
 Usage: python benchmarks/training_loop.py [--samples 4800] [--rounds 3] [--sizes tiny,small]
@@ -32,13 +34,14 @@ import tensorflow as tf  # noqa: E402
 
 from gated_bert.config import GatedBertConfig  # noqa: E402
 from gated_bert.pruning.methods import method_names  # noqa: E402
-from gated_bert.training.fit import fit, prepare_data  # noqa: E402
+from gated_bert.training import precision  # noqa: E402
+from gated_bert.training.fit import fit, prepare_data, with_machine_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def matmul_gflops(n: int = 2048, seconds: float = 3.0) -> float:
-    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+def matmul_gflops(n: int = 2048, seconds: float = 3.0, dtype=tf.float32) -> float:
+    a, b = tf.cast(tf.random.normal((n, n)), dtype), tf.cast(tf.random.normal((n, n)), dtype)
     step = tf.function(lambda a, b: tf.matmul(a, b))
     step(a, b).numpy()
     count, start = 0, time.perf_counter()
@@ -80,6 +83,10 @@ def configurations(sizes: list[str], samples: int, glue_dir: str) -> dict[str, G
             embedding_updates="dense", vocab_size=30522
         )
         out[f"{size} none, XLA"] = baseline.replace(jit_compile="true")
+        out[f"{size} none, float32 matmuls"] = baseline.replace(matmul_precision="float32")
+        out[f"{size} magnitude, float32 matmuls"] = out[f"{size} magnitude"].replace(
+            matmul_precision="float32"
+        )
     return out
 
 
@@ -123,8 +130,15 @@ def main() -> None:
         f"{os.cpu_count()} cores)",
         flush=True,
     )
+    low_peak = statistics.median(matmul_gflops(seconds=1.0, dtype=tf.bfloat16) for _ in range(3))
     print(
-        f"{'configuration':45s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}  per round (ex/s @ GFLOP/s)"
+        f"bfloat16 matmul: {low_peak:.1f} GFLOP/s (same shape; {'native' if precision.native_bfloat16() else 'emulated'}"
+        f" here); MFU below is always against the float32 peak",
+        flush=True,
+    )
+    print(
+        f"{'configuration':45s} {'matmuls':>8s} {'examples/s':>10s} {'vs baseline':>11s} {'MFU':>6s}  "
+        "per round (ex/s @ GFLOP/s)"
     )
     for name, config in configs.items():
         speed = statistics.median(speeds[name])
@@ -132,7 +146,10 @@ def main() -> None:
         runs = list(zip(speeds[name], peaks_by_run[name]))
         mfu = statistics.median(v * flops_per_example[name] / (p * 1e9) for v, p in runs)
         rounds = " ".join(f"{v:.0f}@{p:.0f}" for v, p in runs)
-        print(f"{name:45s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}  {rounds}", flush=True)
+        low = with_machine_settings(config).matmul_precision
+        print(
+            f"{name:45s} {low:>8s} {speed:10.1f} {baseline / speed:10.2f}x {mfu:6.1%}  {rounds}", flush=True
+        )
     print(
         "('vs baseline' is the epoch-time ratio to the same size's default baseline; MFU counts real tokens "
         "only, each run against the matmul peak measured just before it; medians over rounds)"

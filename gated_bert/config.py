@@ -48,6 +48,7 @@ PRUNING_UPDATES = ("step", "epoch")
 MOVEMENT_SCORE_INITS = ("zeros", "magnitude")
 SPT_CREDITS = ("shared", "baseline", "first_order", "saliency")  # see pruning/methods/spt.py
 JIT_COMPILE = ("auto", "true", "false")
+MATMUL_PRECISIONS = ("auto", "float32", "bfloat16")  # see training/precision.py
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     10,
     25,
@@ -137,6 +138,13 @@ class GatedBertConfig:
     jit_compile: str = _help(
         "XLA-compile the train step: auto (only with a GPU; on CPU it measured slower), true or false. "
         "With XLA, batch widths are rounded up to multiples of 8 to bound the compiled shapes.",
+        default="auto",
+    )
+    matmul_precision: str = _help(
+        "Precision of the gated kernels' matmuls in the train step: auto (bfloat16 on CPUs with native "
+        "bfloat16 arithmetic, AVX512_BF16 or AMX; float32 elsewhere), float32 or "
+        "bfloat16. Weights, optimizer, losses, evaluation and the saved model stay float32 "
+        "(docs/training.md).",
         default="auto",
     )
     # Pruning
@@ -243,6 +251,7 @@ class GatedBertConfig:
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
+        _choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         # The two spellings of the baseline mean the same thing.
         if methods.is_baseline(self.pruning_method) or not self.enable_pruning:
             self._set("pruning_method", methods.BASELINE)

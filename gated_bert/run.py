@@ -112,11 +112,12 @@ def train(
     """
     from gated_bert import reporting, tracking
     from gated_bert.data.glue import load_task
-    from gated_bert.training.fit import prepare_data, with_tokenizer_vocab
+    from gated_bert.training.fit import prepare_data, with_machine_settings, with_tokenizer_vocab
 
     started = time.time()
     prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
-    given, config = config, with_tokenizer_vocab(config, prepared)  # what is logged is what is built
+    # what is logged is what is built and how (vocab_size, matmul_precision resolved)
+    given, config = config, with_machine_settings(with_tokenizer_vocab(config, prepared))
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
     paths = _run_folders(config, prepared, resume)

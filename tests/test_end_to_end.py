@@ -73,6 +73,8 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
     assert params["model_size"] == "tiny" and params["pruning_method"] == "magnitude"
     assert params["resolved.pruning_end_epoch"] == "2"  # capped from 23
     assert params["num_layers"] == "2" or params.get("resolved.num_layers") == "2"
+    assert params["matmul_precision"] == "auto"  # as given; what it meant on this machine:
+    assert params["resolved.matmul_precision"] in ("float32", "bfloat16")
     for key in (
         "train_loss",
         "eval_loss",

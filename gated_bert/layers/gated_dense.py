@@ -5,6 +5,10 @@ method writes zeros into it. With `with_scores=True` the layer also owns
 trainable scores S (movement pruning): the forward pass still uses the stored
 0/1 mask, but its gradient flows to S through the straight-through estimator,
 so dL/dS = W * dL/dW' where W' = W * mask.
+
+`matmul_dtype` (not part of the config, not saved) makes the matmul take
+inputs of that dtype, e.g. bfloat16, with the product cast back; the train
+step sets it while it is traced (`training/precision.py`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class GatedDense(keras.layers.Layer):
         self.use_bias = use_bias
         self.with_scores = with_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.matmul_dtype: str | None = None
 
     def build(self, input_shape):
         shape = (input_shape[-1], self.units)
@@ -65,7 +70,12 @@ class GatedDense(keras.layers.Layer):
         return straight_through(self.scores, self.mask)
 
     def call(self, inputs):
-        outputs = ops.matmul(inputs, self.kernel * self.effective_mask())
+        kernel = self.kernel * self.effective_mask()
+        if self.matmul_dtype is None:
+            outputs = ops.matmul(inputs, kernel)
+        else:
+            low = ops.matmul(ops.cast(inputs, self.matmul_dtype), ops.cast(kernel, self.matmul_dtype))
+            outputs = ops.cast(low, inputs.dtype)
         if self.bias is not None:
             outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs

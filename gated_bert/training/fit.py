@@ -22,7 +22,7 @@ from gated_bert.pruning import methods
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.pruning.pruner import Pruner
 from gated_bert.tasks import Task
-from gated_bert.training import checkpoint
+from gated_bert.training import checkpoint, precision
 from gated_bert.training.callbacks import (
     LOSS_CHECK,
     EpochCheckpoint,
@@ -133,6 +133,16 @@ def with_tokenizer_vocab(config: GatedBertConfig, prepared: PreparedData) -> Gat
     return config.replace(vocab_size=prepared.tokenizer.get_vocab_size())
 
 
+def with_machine_settings(config: GatedBertConfig) -> GatedBertConfig:
+    """The config with matmul_precision auto resolved for this machine (`training/precision.py`)."""
+    concrete = precision.resolve(
+        config.matmul_precision,
+        native=precision.native_bfloat16(),
+        gpu=bool(tf.config.list_physical_devices("GPU")),
+    )
+    return config.replace(matmul_precision=concrete)
+
+
 def build_classifier(config: GatedBertConfig, task: Task) -> keras.Model:
     return build_model(
         config.architecture(),
@@ -175,7 +185,7 @@ def fit(
         progress_file: where to write live progress JSON (None: nowhere).
         resume_from: an epoch checkpoint folder to continue from (its epoch's successor on).
     """
-    config = with_tokenizer_vocab(config, prepared)
+    config = with_machine_settings(with_tokenizer_vocab(config, prepared))
     keras.utils.set_random_seed(config.seed)
     classifier = build_classifier(config, prepared.task)
     xla = use_xla(config)
@@ -248,7 +258,13 @@ def _compiled_trainer(
     config: GatedBertConfig, classifier, pruner, task: Task, xla: bool, steps_per_epoch: int
 ) -> PruningTrainer:
     lazy = sparse_row_variables(classifier) if config.embedding_updates == "lazy" else ()
-    trainer = PruningTrainer(classifier, task_loss(task), pruner=pruner, lazy_variables=lazy)
+    trainer = PruningTrainer(
+        classifier,
+        task_loss(task),
+        pruner=pruner,
+        lazy_variables=lazy,
+        matmul_precision=with_machine_settings(config).matmul_precision,
+    )
     trainer.compile(
         optimizer=keras.optimizers.AdamW(
             make_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay

@@ -17,6 +17,7 @@ import tensorflow as tf
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.training.callbacks import LOSS_CHECK
 from gated_bert.training.lazy_adamw import LazyAdamW
+from gated_bert.training.precision import matmul_dtype
 
 
 class PruningTrainer(keras.Model):
@@ -28,10 +29,21 @@ class PruningTrainer(keras.Model):
         pruner: the run's Pruner, or None.
         lazy_variables: embedding tables updated row-wise by `LazyAdamW` (only the
             rows a batch touches) instead of by the main optimizer.
+        matmul_precision: float32, or bfloat16 for the gated kernels' matmuls in the
+            train step only (`training/precision.py`; evaluation stays float32).
     """
 
-    def __init__(self, classifier: keras.Model, loss_fn, pruner=None, lazy_variables=(), **kwargs):
+    def __init__(
+        self,
+        classifier: keras.Model,
+        loss_fn,
+        pruner=None,
+        lazy_variables=(),
+        matmul_precision: str = "float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.matmul_precision = matmul_precision
         self.classifier = classifier
         self.loss_fn = loss_fn
         self.pruner = pruner
@@ -76,6 +88,11 @@ class PruningTrainer(keras.Model):
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def train_step(self, data):
+        low = None if self.matmul_precision == "float32" else self.matmul_precision
+        with matmul_dtype(self.classifier, low):  # read while the step is traced
+            return self._train_step(data)
+
+    def _train_step(self, data):
         x, y = data
         # the dropout layers' random states before the pass, for a method's hook to repeat it
         hooked = self.method is not None and self.method.has_step_hook

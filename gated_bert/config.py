@@ -256,6 +256,11 @@ class GatedBertConfig:
         if methods.is_baseline(self.pruning_method) or not self.enable_pruning:
             self._set("pruning_method", methods.BASELINE)
             self._set("enable_pruning", False)
+        if self.jit_compile == "true" and not methods.compiles_with_xla(self.pruning_method):
+            raise ConfigError(
+                f"jit_compile true does not work with pruning_method {self.pruning_method} (its train "
+                "step has shapes XLA cannot compile); use --jit-compile auto or false"
+            )
 
     def _check_numbers(self) -> None:
         for name in ("num_layers", "d_model", "num_heads", "dff"):

@@ -116,8 +116,7 @@ def train(
 
     started = time.time()
     prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
-    # what is logged is what is built and how (vocab_size, matmul_precision resolved)
-    given, config = config, with_machine_settings(with_tokenizer_vocab(config, prepared))
+    given, config = config, with_machine_settings(with_tokenizer_vocab(config, prepared))  # logged = built
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
     paths = _run_folders(config, prepared, resume)

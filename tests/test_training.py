@@ -287,3 +287,24 @@ def test_progress_file_is_async_safe_and_keeps_the_latest_step(tmp_path):
     state = json.loads(path.read_text())
     assert (state["epoch"], state["step"], state["steps"]) == (1, 400, 400)
     assert not path.with_suffix(".tmp").exists()
+
+
+@pytest.mark.parametrize("method", ["none", "movement"])
+def test_xla_compiled_step_trains_and_prunes(sst2_dir, method):
+    """jit_compile true: the optimizer exists before the first (compiled) step; widths are multiples of 8."""
+    pruning = dict(pruning_start_epoch=1, pruning_end_epoch=2, end_sparsity=0.5) if method != "none" else {}
+    config, result = _run(sst2_dir, pruning_method=method, jit_compile="true", epochs=2, **pruning)
+    assert all(math.isfinite(row["train_loss"]) for row in result.rows)
+    assert result.rows[-1]["sparsity"] == pytest.approx(0.5 if method != "none" else 0.0, abs=1e-3)
+    exact = fit_module.train_padding_share(config, prepare_data(config))
+    assert result.padding_share > exact  # rounded up to multiples of 8, so more padding than exact widths
+
+
+def test_xla_is_refused_for_spt_and_auto_keeps_it_off(monkeypatch):
+    from gated_bert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="jit_compile true does not work with pruning_method spt"):
+        micro_config(pruning_method="spt", jit_compile="true")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu:0"])
+    assert fit_module.use_xla(micro_config(pruning_method="magnitude"))
+    assert not fit_module.use_xla(micro_config(pruning_method="spt"))

@@ -68,9 +68,12 @@ XLA_WIDTH_MULTIPLE = 8  # with XLA, batch widths are multiples of this: a bounde
 
 
 def use_xla(config: GatedBertConfig) -> bool:
-    """jit_compile auto: XLA only with a GPU (on CPU it measured slower; benchmarks/training_loop.py)."""
+    """jit_compile auto: XLA only with a GPU (on CPU it measured slower; benchmarks/training_loop.py),
+    never for SPT (its probe's varying shapes do not compile)."""
     if config.jit_compile == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        return bool(tf.config.list_physical_devices("GPU")) and methods.compiles_with_xla(
+            config.pruning_method
+        )
     return config.jit_compile == "true"
 
 

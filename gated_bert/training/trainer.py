@@ -75,6 +75,9 @@ class PruningTrainer(keras.Model):
                 f"lazy embedding updates need Adam or AdamW, got {type(self.optimizer).__name__}"
             )
         self.lazy_updates = [LazyAdamW(self.optimizer, v) for v in self.lazy_variables]
+        # the optimizer's variables exist before the first step: an XLA-compiled step cannot
+        # create them (not under the loss check's control dependency either)
+        self.optimizer.build(self.weight_variables)
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)

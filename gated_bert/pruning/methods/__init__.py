@@ -48,6 +48,11 @@ def needs_scores(name: str) -> bool:
     return not is_baseline(name) and get_method(name).needs_scores
 
 
+def compiles_with_xla(name: str) -> bool:
+    """Whether a train step with method `name` can be XLA-compiled (the baseline's can)."""
+    return is_baseline(name) or get_method(name).compiles_with_xla
+
+
 def label(name: str) -> str:
     """Name used in results paths, tags and experiment lists: 'baseline' for no pruning."""
     return BASELINE_LABEL if is_baseline(name) else name
@@ -72,6 +77,7 @@ __all__ = [
     "METHODS",
     "PRUNED",
     "PruningMethod",
+    "compiles_with_xla",
     "from_label",
     "get_method",
     "is_baseline",

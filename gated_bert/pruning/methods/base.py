@@ -41,6 +41,8 @@ class PruningMethod:
             the latest epoch update's target every `default_frequency` (or
             `movement_pruning_frequency_steps`) steps inside the window, so
             weights whose scores rise return while training goes on.
+        compiles_with_xla: its train-step hook (if any) compiles under XLA
+            (`jit_compile`); SPT's varying probe shapes do not.
 
     Args:
         config: the run's configuration.
@@ -54,6 +56,7 @@ class PruningMethod:
     group_reduce: ClassVar[str] = "sum"
     default_frequency: ClassVar[int] = 10
     reselects: ClassVar[bool] = False
+    compiles_with_xla: ClassVar[bool] = True
 
     def __init__(self, config: GatedBertConfig, kernels: list[PrunableKernel]):
         self.config = config

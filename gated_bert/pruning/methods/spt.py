@@ -421,6 +421,7 @@ class SptExplorer:
 class Spt(PruningMethod):
     name = "spt"
     default_scope = "global"
+    compiles_with_xla = False  # the probe draws a varying number of weights (tf.unique) and gathers by index
 
     def __init__(self, config, kernels):
         super().__init__(config, kernels)

@@ -266,7 +266,7 @@ def _compiled_trainer(
         task_loss(task),
         pruner=pruner,
         lazy_variables=lazy,
-        matmul_precision=with_machine_settings(config).matmul_precision,
+        matmul_precision=config.matmul_precision,  # resolved by fit
     )
     trainer.compile(
         optimizer=keras.optimizers.AdamW(

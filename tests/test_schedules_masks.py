@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gated_bert.pruning import masks
 from gated_bert.pruning.masks import global_masks, keep_count, mask_for
 from gated_bert.pruning.schedules import (
     EpochSchedule,
@@ -149,3 +150,54 @@ def test_global_scope_one_threshold():
     assert ma.tolist() == [0, 0, 0, 0] and mb.tolist() == [[1, 1], [1, 1]]
     per_layer = [mask_for(a, 0.5), mask_for(b, 0.5)]
     assert per_layer[0].tolist() == [0, 0, 1, 1] and per_layer[1].tolist() == [[0, 0], [1, 1]]
+
+
+def _sorted_mask(importance, sparsity):
+    """The reference: keep the largest values, the first ones (row-major) among ties."""
+    flat = np.where(np.isnan(importance), -np.inf, importance).reshape(-1)
+    order = np.lexsort((np.arange(flat.size), -flat))  # value desc, position asc
+    expected = np.zeros(flat.size)
+    expected[order[: keep_count(flat.size, sparsity)]] = 1
+    return expected
+
+
+@pytest.mark.parametrize(
+    "kind", ["normal", "rounded", "zeros_in_the_middle", "sorted", "sample_misleads", "with_nan_and_inf"]
+)
+def test_mask_for_large_arrays_agrees_with_a_full_sort(kind):
+    """Arrays large enough for the sampled bracket (`_select`), including ones whose strided
+    sample misrepresents the values (the exact fallback) and heavy ties at the threshold."""
+    rng = np.random.default_rng(5)
+    size = 256 * 512
+    values = {
+        "normal": rng.normal(size=size),
+        "rounded": rng.normal(size=size).round(1),
+        "zeros_in_the_middle": rng.normal(size=size) * (rng.random(size) < 0.3),
+        "sorted": np.sort(rng.normal(size=size)),
+        "sample_misleads": rng.normal(size=size),
+        "with_nan_and_inf": rng.normal(size=size),
+    }[kind].astype(np.float32)
+    if kind == "sample_misleads":
+        values[:: size // masks.SAMPLE_SIZE] = 100.0  # every sampled value sits above all the others
+    if kind == "with_nan_and_inf":
+        values[rng.random(size) < 0.05] = np.nan
+        values[rng.random(size) < 0.05] = np.inf
+    for sparsity in (0.1, 0.5, 0.7, 0.9, 0.97):
+        mask = mask_for(values.reshape(256, 512), sparsity)
+        assert mask.dtype == np.float32 and mask.shape == (256, 512)
+        np.testing.assert_array_equal(mask.reshape(-1), _sorted_mask(values, sparsity), err_msg=f"{sparsity}")
+
+
+def test_select_brackets_the_kth_value_and_falls_back_when_the_sample_misleads(monkeypatch):
+    """The partition of the whole array runs only when the sample's bracket misses."""
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=131072)
+    calls = []
+    real = np.partition
+    monkeypatch.setattr(masks.np, "partition", lambda a, k: calls.append(a.size) or real(a, k))
+    assert masks._select(values, 65536) == np.sort(values)[65536]
+    assert calls and max(calls) < values.size // 10  # only a narrow band was partitioned
+    calls.clear()
+    values[:: values.size // masks.SAMPLE_SIZE] = 100.0
+    assert masks._select(values, 65536) == np.sort(values)[65536]
+    assert calls == [values.size]

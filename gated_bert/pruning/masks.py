@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SAMPLE_SIZE = 4096  # values in the strided sample that brackets the k-th value (see `_select`)
+
 
 def keep_count(size: int, sparsity: float) -> int:
     """Weights kept at `sparsity`: size - round(sparsity * size), half rounding up."""
@@ -41,9 +43,6 @@ def mask_for(importance: np.ndarray, sparsity: float) -> np.ndarray:
     return mask.astype(np.float32).reshape(np.shape(importance))
 
 
-SAMPLE_SIZE = 4096  # values in the strided sample that brackets the k-th value (see `_select`)
-
-
 def _kth_smallest(flat: np.ndarray, k: int):
     """The value at position k of the sorted array, as `np.partition(flat, k)[k]`.
 
@@ -67,7 +66,7 @@ def _select(flat: np.ndarray, k: int):
     A sorted strided sample of `SAMPLE_SIZE` values gives two values that bracket
     the k-th with high probability (4 binomial standard deviations either side);
     three counting passes confirm that they do, and only the values between them
-    are partitioned (about 4x faster than partitioning 131,072 values: movement
+    are partitioned (`mask_for` on 131,072 values 3.5x faster here: movement
     recomputes its masks after every step). If the sample misled, the whole
     array is partitioned, so the result never depends on the sample.
     """

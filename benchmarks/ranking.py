@@ -18,21 +18,18 @@ import time
 import numpy as np
 
 from gated_bert.config import MODEL_PRESETS
-from gated_bert.pruning.masks import keep_count, mask_for
+from gated_bert.pruning import masks
+from gated_bert.pruning.masks import mask_for
 
 
 def whole_partition_mask(importance: np.ndarray, sparsity: float) -> np.ndarray:
-    """The same mask as `mask_for` (ties: first in row-major order), from one whole-array partition."""
-    flat = np.asarray(importance).reshape(-1)
-    keep = keep_count(flat.size, sparsity)
-    if keep >= flat.size or keep <= 0:
-        return np.full(np.shape(importance), float(keep > 0), dtype=np.float32)
-    threshold = np.partition(flat, flat.size - keep)[flat.size - keep]
-    mask = flat > threshold
-    missing = keep - int(np.count_nonzero(mask))
-    if missing:
-        mask[np.flatnonzero(flat == threshold)[:missing]] = True
-    return mask.astype(np.float32).reshape(np.shape(importance))
+    """`mask_for` with the k-th value from a partition of the whole array (the code before the bracket)."""
+    bracketed = masks._select
+    masks._select = lambda flat, k: np.partition(flat, k)[k]
+    try:
+        return mask_for(importance, sparsity)
+    finally:
+        masks._select = bracketed
 
 
 def kernel_shapes(size: str) -> list[tuple[int, int]]:

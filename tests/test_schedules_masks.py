@@ -114,16 +114,21 @@ def test_mask_for_keeps_the_first_tied_weights_and_ranks_nan_last():
     assert mask_for(np.ones(7), 1.0).sum() == 0
 
 
+def _sorted_mask(importance, sparsity):
+    """The reference: keep the largest values, the first ones (row-major) among ties."""
+    flat = np.where(np.isnan(importance), -np.inf, importance).reshape(-1)
+    order = np.lexsort((np.arange(flat.size), -flat))  # value desc, position asc
+    expected = np.zeros(flat.size)
+    expected[order[: keep_count(flat.size, sparsity)]] = 1
+    return expected
+
+
 def test_mask_for_agrees_with_a_full_sort():
     rng = np.random.default_rng(3)
     importance = rng.normal(size=(64, 32)).round(1)  # many ties
     for sparsity in (0.1, 0.5, 0.9, 0.99):
         mask = mask_for(importance, sparsity).reshape(-1)
-        keep = keep_count(importance.size, sparsity)
-        order = np.lexsort((np.arange(importance.size), -importance.reshape(-1)))  # value desc, position asc
-        expected = np.zeros(importance.size)
-        expected[order[:keep]] = 1
-        np.testing.assert_array_equal(mask, expected)
+        np.testing.assert_array_equal(mask, _sorted_mask(importance, sparsity))
 
 
 @pytest.mark.parametrize("pruned_share", [0.0, 0.3, 0.6, 0.9, 1.0])
@@ -136,11 +141,9 @@ def test_mask_for_agrees_with_a_full_sort_when_most_weights_are_already_pruned(p
     importance.reshape(-1)[rng.random(importance.size) < pruned_share] = floor
     for sparsity in (0.1, 0.5, 0.61, 0.9, 0.95, 0.99):
         mask = mask_for(importance, sparsity).reshape(-1)
-        keep = keep_count(importance.size, sparsity)
-        order = np.lexsort((np.arange(importance.size), -importance.reshape(-1)))
-        expected = np.zeros(importance.size)
-        expected[order[:keep]] = 1
-        np.testing.assert_array_equal(mask, expected, err_msg=f"{pruned_share} {floor} {sparsity}")
+        np.testing.assert_array_equal(
+            mask, _sorted_mask(importance, sparsity), err_msg=f"{pruned_share} {floor} {sparsity}"
+        )
 
 
 def test_global_scope_one_threshold():
@@ -150,15 +153,6 @@ def test_global_scope_one_threshold():
     assert ma.tolist() == [0, 0, 0, 0] and mb.tolist() == [[1, 1], [1, 1]]
     per_layer = [mask_for(a, 0.5), mask_for(b, 0.5)]
     assert per_layer[0].tolist() == [0, 0, 1, 1] and per_layer[1].tolist() == [[0, 0], [1, 1]]
-
-
-def _sorted_mask(importance, sparsity):
-    """The reference: keep the largest values, the first ones (row-major) among ties."""
-    flat = np.where(np.isnan(importance), -np.inf, importance).reshape(-1)
-    order = np.lexsort((np.arange(flat.size), -flat))  # value desc, position asc
-    expected = np.zeros(flat.size)
-    expected[order[: keep_count(flat.size, sparsity)]] = 1
-    return expected
 
 
 @pytest.mark.parametrize(

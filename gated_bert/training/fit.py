@@ -138,6 +138,8 @@ def with_tokenizer_vocab(config: GatedBertConfig, prepared: PreparedData) -> Gat
 
 def with_machine_settings(config: GatedBertConfig) -> GatedBertConfig:
     """The config with matmul_precision auto resolved for this machine (`training/precision.py`)."""
+    if config.matmul_precision != "auto":  # already concrete (run.train resolves before fit)
+        return config
     concrete = precision.resolve(
         config.matmul_precision,
         native=precision.native_bfloat16(),

@@ -188,6 +188,55 @@ def test_lazy_adamw_equals_dense_adamw_when_every_row_is_touched():
     np.testing.assert_allclose(lazy_table.numpy(), dense_table.numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("kind", ["adamw", "adam", "adamw_amsgrad"])
+def test_fused_adam_equals_keras_adam_step_by_step(kind):
+    """Five steps of a decaying learning rate on a matrix and a vector: the fused kernel gives
+    Keras' values (to float32 rounding) and Keras' own moment variables hold the state."""
+    from gated_bert.training.fused_adam import FusedAdam, FusedAdamW
+
+    rng = np.random.default_rng(1)
+    starts = [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)]
+    lr = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.7)
+    make = {
+        "adamw": lambda cls: cls(learning_rate=lr, weight_decay=0.02),
+        "adam": lambda cls: cls(learning_rate=lr),
+        "adamw_amsgrad": lambda cls: cls(learning_rate=lr, weight_decay=0.02, amsgrad=True),
+    }[kind]
+    fused_cls, keras_cls = (
+        (FusedAdam, keras.optimizers.Adam) if kind == "adam" else (FusedAdamW, keras.optimizers.AdamW)
+    )
+    fused_vars, keras_vars = [keras.Variable(s) for s in starts], [keras.Variable(s) for s in starts]
+    fused_opt, keras_opt = make(fused_cls), make(keras_cls)
+    fused_step = tf.function(lambda g: fused_opt.apply(g, fused_vars))
+    keras_step = tf.function(lambda g: keras_opt.apply(g, keras_vars))
+    for _ in range(5):
+        grads = [tf.constant(rng.normal(size=s.shape).astype(np.float32)) for s in starts]
+        fused_step(grads)
+        keras_step(grads)
+    for fused, plain in zip(fused_vars + fused_opt.variables, keras_vars + keras_opt.variables):
+        np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-5, atol=1e-7)
+    assert int(fused_opt.iterations.numpy()) == 5
+    assert not np.allclose(fused_vars[0].numpy(), starts[0])  # the step moved the weights
+    ops = {op.type for op in fused_step.get_concrete_function(grads).graph.get_operations()}
+    assert ("ResourceApplyAdam" in ops) == (kind != "adamw_amsgrad")  # amsgrad: Keras' own ops
+
+
+def test_fit_trains_with_the_fused_optimizer(sst2_dir, monkeypatch):
+    from gated_bert.training.fused_adam import FusedAdamW
+
+    optimizers = []
+    original = fit_module._compiled_trainer
+
+    def spy(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        optimizers.append(trainer.optimizer)
+        return trainer
+
+    monkeypatch.setattr(fit_module, "_compiled_trainer", spy)
+    _run(sst2_dir, epochs=1)
+    assert isinstance(optimizers[0], FusedAdamW) and int(optimizers[0].iterations.numpy()) > 0
+
+
 def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
     """One epoch: rows no batch touched keep their initial values with lazy updates only."""
     import keras

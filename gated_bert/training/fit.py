@@ -35,6 +35,7 @@ from gated_bert.training.callbacks import (
     TrainingDivergedError,
     diverged,
 )
+from gated_bert.training.fused_adam import FusedAdamW
 from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.trainer import PruningTrainer
 
@@ -271,9 +272,7 @@ def _compiled_trainer(
         matmul_precision=config.matmul_precision,  # resolved by fit
     )
     trainer.compile(
-        optimizer=keras.optimizers.AdamW(
-            make_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
-        ),
+        optimizer=FusedAdamW(make_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay),
         loss=task_loss(task),
         metrics=[] if task.is_regression else ["accuracy"],
         jit_compile=xla,

@@ -58,9 +58,9 @@ class Movement(PruningMethod):
 
     def extra_optimizer(self):
         if self._optimizer is None:
-            import keras
+            from gated_bert.training.fused_adam import FusedAdam
 
-            self._optimizer = keras.optimizers.Adam(self.config.movement_scores_learning_rate)
+            self._optimizer = FusedAdam(self.config.movement_scores_learning_rate)
             self._optimizer.build(self.extra_variables())
         return self._optimizer
 

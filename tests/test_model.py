@@ -137,3 +137,32 @@ def test_save_and_reload_keras_identical_predictions(tmp_path):
     again = keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS)
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
     np.testing.assert_array_equal(prunable_kernels(again)[3].layer.mask.numpy(), kernel.mask.numpy())
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 32), (5, 16)])
+def test_layer_norm_equals_keras_layer_normalization_with_its_gradients(shape):
+    """Outputs and the gradients of the input, gamma and beta, against Keras' own layer."""
+    from gated_bert.layers import LayerNorm
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32) * 3 + 1)
+    weight = tf.constant(rng.normal(size=shape).astype(np.float32))
+    ours, reference = LayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)
+    for layer in (ours, reference):
+        layer.build(x.shape)
+        layer.gamma.assign(rng.normal(size=shape[-1]).astype(np.float32) + 1)
+    reference.gamma.assign(ours.gamma)
+    ours.beta.assign(rng.normal(size=shape[-1]).astype(np.float32))
+    reference.beta.assign(ours.beta)
+    results = []
+    for layer in (ours, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * weight) + tf.reduce_sum(y * y)
+        results.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta])])
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=2e-5)
+    assert abs(float(tf.reduce_mean(results[0][0]))) > 0.05  # beta moved the outputs: a real check
+    ops = {op.type for op in tf.function(ours).get_concrete_function(x).graph.get_operations()}
+    assert "IdentityN" in ops  # the custom gradient is in the traced graph

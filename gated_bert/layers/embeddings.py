@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from gated_bert.layers.layer_norm import LayerNorm
+
 
 @keras.saving.register_keras_serializable(package="gated_bert")
 class BertEmbeddings(keras.layers.Layer):
@@ -42,7 +44,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.segment = keras.layers.Embedding(
             num_segments, d_model, embeddings_initializer=init, name="segment"
         )
-        self.norm = keras.layers.LayerNormalization(epsilon=1e-12, name="norm")
+        self.norm = LayerNorm(epsilon=1e-12, name="norm")
         self.dropout = keras.layers.Dropout(dropout_rate)
 
     def build(self, input_shape):

@@ -6,6 +6,7 @@ import keras
 
 from gated_bert.layers.attention import GatedMultiHeadAttention
 from gated_bert.layers.gated_dense import GatedDense
+from gated_bert.layers.layer_norm import LayerNorm
 
 # The six gated kernels of a block, in the order reports and SPT cycling use.
 PRUNABLE_ROLES = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")
@@ -43,10 +44,10 @@ class EncoderBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         dense = dict(with_scores=with_scores, kernel_initializer=self.kernel_initializer)
         self.attention = GatedMultiHeadAttention(d_model, num_heads, dropout_rate, name="attention", **dense)
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="attention_norm")
+        self.attention_norm = LayerNorm(epsilon=1e-12, name="attention_norm")
         self.ffn_in = GatedDense(dff, activation="gelu", name="ffn_in", **dense)
         self.ffn_out = GatedDense(d_model, name="ffn_out", **dense)
-        self.ffn_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="ffn_norm")
+        self.ffn_norm = LayerNorm(epsilon=1e-12, name="ffn_norm")
         self.dropout = keras.layers.Dropout(dropout_rate)
 
     def build(self, input_shape):

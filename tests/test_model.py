@@ -166,3 +166,25 @@ def test_layer_norm_equals_keras_layer_normalization_with_its_gradients(shape):
     assert abs(float(tf.reduce_mean(results[0][0]))) > 0.05  # beta moved the outputs: a real check
     ops = {op.type for op in tf.function(ours).get_concrete_function(x).graph.get_operations()}
     assert "IdentityN" in ops  # the custom gradient is in the traced graph
+
+
+def test_gelu_equals_keras_gelu_with_its_gradient_and_gated_dense_uses_it():
+    from gated_bert.layers.gelu import gelu
+
+    x = tf.constant(np.concatenate([np.linspace(-10, 10, 401), [0.0, -0.5, 3.0]]).astype(np.float32))
+    results = []
+    for fn in (gelu, keras.activations.gelu):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * y)
+        results.append([y, tape.gradient(loss, x)])
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    layer = GatedDense(8, activation="gelu")
+    inputs = tf.constant(np.random.default_rng(2).normal(size=(3, 5)).astype(np.float32))
+    layer.build(inputs.shape)
+    reference = keras.activations.gelu(inputs @ layer.kernel + layer.bias)
+    np.testing.assert_allclose(layer(inputs).numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
+    ops = {op.type for op in tf.function(layer).get_concrete_function(inputs).graph.get_operations()}
+    assert "IdentityN" in ops  # the closed-form gradient is in the traced graph

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from gated_bert.layers.gelu import gelu
+
 
 def straight_through(scores, mask):
     """Forward value `mask`, gradient passed unchanged to `scores`."""
@@ -78,6 +80,8 @@ class GatedDense(keras.layers.Layer):
             outputs = ops.cast(low, inputs.dtype)
         if self.bias is not None:
             outputs = outputs + self.bias
+        if self.activation is keras.activations.gelu and keras.backend.backend() == "tensorflow":
+            return gelu(outputs)  # Keras' exact GELU with the closed-form gradient
         return self.activation(outputs) if self.activation is not None else outputs
 
     def compute_output_shape(self, input_shape):

@@ -48,6 +48,9 @@ class GatedDense(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = units
         self.activation = keras.activations.get(activation)
+        # what call applies: Keras' exact GELU with its closed-form gradient on TensorFlow, else the activation
+        tf_gelu = self.activation is keras.activations.gelu and keras.backend.backend() == "tensorflow"
+        self._apply_activation = gelu if tf_gelu else self.activation
         self.use_bias = use_bias
         self.with_scores = with_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -80,9 +83,7 @@ class GatedDense(keras.layers.Layer):
             outputs = ops.cast(low, inputs.dtype)
         if self.bias is not None:
             outputs = outputs + self.bias
-        if self.activation is keras.activations.gelu and keras.backend.backend() == "tensorflow":
-            return gelu(outputs)  # Keras' exact GELU with the closed-form gradient
-        return self.activation(outputs) if self.activation is not None else outputs
+        return self._apply_activation(outputs) if self._apply_activation is not None else outputs
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

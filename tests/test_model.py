@@ -188,3 +188,51 @@ def test_gelu_equals_keras_gelu_with_its_gradient_and_gated_dense_uses_it():
     np.testing.assert_allclose(layer(inputs).numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
     ops = {op.type for op in tf.function(layer).get_concrete_function(inputs).graph.get_operations()}
     assert "IdentityN" in ops  # the closed-form gradient is in the traced graph
+
+
+def test_token_rows_are_read_by_index_and_bias_by_bias_add_with_keras_values_and_gradients():
+    """The token table is gathered from the variable (no whole-table read, which TensorFlow copies
+    once the lazy AdamW has scattered into it); GatedDense adds its bias with BiasAdd. Values and
+    gradients equal Keras' Embedding and `x @ W + b`."""
+    from gated_bert.layers.embeddings import BertEmbeddings
+
+    rng = np.random.default_rng(4)
+    layer = BertEmbeddings(vocab_size=50, max_len=16, d_model=8)
+    token_ids = tf.constant(rng.integers(0, 50, size=(3, 7)), tf.int32)
+    segment_ids = tf.constant(rng.integers(0, 2, size=(3, 7)), tf.int32)
+    layer.build(token_ids.shape)
+    table = layer.token.embeddings
+    with tf.GradientTape() as tape:
+        got = layer(token_ids, segment_ids)
+        loss = tf.reduce_sum(got * got)
+    gradient = tape.gradient(loss, table.value)
+    with tf.GradientTape() as tape:
+        x = layer.token(token_ids) + layer.position(tf.range(7)[None, :]) + layer.segment(segment_ids)
+        expected = layer.norm(x)
+        reference_loss = tf.reduce_sum(expected * expected)
+    reference = tape.gradient(reference_loss, table.value)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+    assert isinstance(gradient, tf.IndexedSlices)  # rows only: what the lazy AdamW updates
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(gradient).numpy(), tf.convert_to_tensor(reference).numpy(), rtol=1e-5, atol=1e-6
+    )
+    graph = tf.function(layer).get_concrete_function(token_ids, segment_ids).graph
+    operations = graph.get_operations()
+    assert "ResourceGather" in {op.type for op in operations}  # the token table, by index
+    whole_reads = [op for op in operations if op.type == "ReadVariableOp" and op.outputs[0].shape == (50, 8)]
+    assert not whole_reads, whole_reads
+
+    dense = GatedDense(6)
+    inputs = tf.constant(rng.normal(size=(2, 4, 5)).astype(np.float32))
+    dense.build(inputs.shape)
+    dense.bias.assign(rng.normal(size=6).astype(np.float32))
+    results = []
+    for fn in (dense, lambda v: v @ (dense.kernel * dense.mask) + dense.bias):
+        with tf.GradientTape() as tape:
+            out = fn(inputs)
+            loss = tf.reduce_sum(out * out)
+        results.append([out, *tape.gradient(loss, [dense.bias.value, dense.kernel.value])])
+    for got_value, expected_value in zip(*results):
+        np.testing.assert_allclose(got_value.numpy(), expected_value.numpy(), rtol=1e-5, atol=1e-5)
+    graph = tf.function(dense).get_concrete_function(inputs).graph
+    assert "BiasAdd" in {op.type for op in graph.get_operations()}

@@ -1,4 +1,11 @@
-"""Token + position + segment embeddings, LayerNorm and dropout (BERT's input)."""
+"""Token + position + segment embeddings, LayerNorm and dropout (BERT's input).
+
+On TensorFlow the token rows are read from the table variable by index (a
+ResourceGather), not by reading the whole table and gathering from the copy
+(Keras' `Embedding.call`): once the lazy AdamW has written rows by scatter, TensorFlow
+copies a variable on every whole read, and the token table is most of the model
+(`docs/training.md`, "Row reads of the token embedding and BiasAdd").
+"""
 
 from __future__ import annotations
 
@@ -55,8 +62,16 @@ class BertEmbeddings(keras.layers.Layer):
 
     def call(self, token_ids, segment_ids, training=None):
         positions = ops.arange(ops.shape(token_ids)[1])[None, :]
-        x = self.token(token_ids) + self.position(positions) + self.segment(segment_ids)
+        x = self._token_rows(token_ids) + self.position(positions) + self.segment(segment_ids)
         return self.dropout(self.norm(x), training=training)
+
+    def _token_rows(self, token_ids):
+        """The token table's rows for `token_ids` (read row by row on TensorFlow)."""
+        if keras.backend.backend() != "tensorflow":
+            return self.token(token_ids)
+        import tensorflow as tf
+
+        return tf.gather(self.token.embeddings.value, token_ids)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.d_model)

@@ -19,6 +19,12 @@ from keras import ops
 from gated_bert.layers.gelu import gelu
 
 
+def _tf_bias_add(outputs, bias):
+    import tensorflow as tf
+
+    return tf.nn.bias_add(outputs, bias)
+
+
 def straight_through(scores, mask):
     """Forward value `mask`, gradient passed unchanged to `scores`."""
     return scores + ops.stop_gradient(mask - scores)
@@ -51,6 +57,8 @@ class GatedDense(keras.layers.Layer):
         # what call applies: Keras' exact GELU with its closed-form gradient on TensorFlow, else the activation
         tf_gelu = self.activation is keras.activations.gelu and keras.backend.backend() == "tensorflow"
         self._apply_activation = gelu if tf_gelu else self.activation
+        # TensorFlow's BiasAdd: its gradient is one BiasAddGrad, where `+` broadcasts and sums back
+        self._add_bias = _tf_bias_add if keras.backend.backend() == "tensorflow" else ops.add
         self.use_bias = use_bias
         self.with_scores = with_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -82,7 +90,7 @@ class GatedDense(keras.layers.Layer):
             low = ops.matmul(ops.cast(inputs, self.matmul_dtype), ops.cast(kernel, self.matmul_dtype))
             outputs = ops.cast(low, inputs.dtype)
         if self.bias is not None:
-            outputs = outputs + self.bias
+            outputs = self._add_bias(outputs, self.bias)
         return self._apply_activation(outputs) if self._apply_activation is not None else outputs
 
     def compute_output_shape(self, input_shape):

@@ -45,6 +45,9 @@ def setup_process() -> None:
     """Process-wide settings of a command-line process (never done by library code)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from gated_bert.training.threads import configure_intra_op_threads
+
+    configure_intra_op_threads()  # before TensorFlow starts; children inherit it
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no window is ever opened

@@ -202,8 +202,13 @@ def _record_start(config: GatedBertConfig, given: GatedBertConfig, paths, resume
 
     from gated_bert import tracking
     from gated_bert.training import checkpoint
+    from gated_bert.training.threads import intra_op_threads_in_effect
 
-    process = {"gated_bert.pid": str(os.getpid()), "gated_bert.host": socket.gethostname()}
+    process = {
+        "gated_bert.pid": str(os.getpid()),
+        "gated_bert.host": socket.gethostname(),
+        "gated_bert.intra_op_threads": intra_op_threads_in_effect(),
+    }
     if resume is None:
         tracking.log_config(config)
         tracking.log_text(given.to_json(), RUN_CONFIG)

@@ -75,6 +75,12 @@ def test_mlflow_run_train_entry_point(glue_dir, tmp_path):
     assert params["num_layers"] == "2" or params.get("resolved.num_layers") == "2"
     assert params["matmul_precision"] == "auto"  # as given; what it meant on this machine:
     assert params["resolved.matmul_precision"] in ("float32", "bfloat16")
+    # the command line chose TensorFlow's intra-op threads for this machine before TensorFlow started
+    from gated_bert.training import threads
+
+    machine = threads.default_intra_op_threads(threads.available_cpus())
+    expected = os.environ.get(threads.ENV) or (str(machine) if machine else "default")
+    assert run.data.tags["gated_bert.intra_op_threads"] == expected
     for key in (
         "train_loss",
         "eval_loss",

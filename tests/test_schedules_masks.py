@@ -159,7 +159,7 @@ def test_global_scope_one_threshold():
     "kind", ["normal", "rounded", "zeros_in_the_middle", "sorted", "sample_misleads", "with_nan_and_inf"]
 )
 def test_mask_for_large_arrays_agrees_with_a_full_sort(kind):
-    """Arrays large enough for the sampled bracket (`_select`), including ones whose strided
+    """Arrays large enough for the sampled bracket (`_select`), including ones whose random
     sample misrepresents the values (the exact fallback) and heavy ties at the threshold."""
     rng = np.random.default_rng(5)
     size = 256 * 512
@@ -172,7 +172,7 @@ def test_mask_for_large_arrays_agrees_with_a_full_sort(kind):
         "with_nan_and_inf": rng.normal(size=size),
     }[kind].astype(np.float32)
     if kind == "sample_misleads":
-        values[:: size // masks.SAMPLE_SIZE] = 100.0  # every sampled value sits above all the others
+        values[masks.sample_positions(size)] = 100.0  # every sampled value sits above all the others
     if kind == "with_nan_and_inf":
         values[rng.random(size) < 0.05] = np.nan
         values[rng.random(size) < 0.05] = np.inf
@@ -192,6 +192,22 @@ def test_select_brackets_the_kth_value_and_falls_back_when_the_sample_misleads(m
     assert masks._select(values, 65536) == np.sort(values)[65536]
     assert calls and max(calls) < values.size // 10  # only a narrow band was partitioned
     calls.clear()
-    values[:: values.size // masks.SAMPLE_SIZE] = 100.0
+    values[masks.sample_positions(values.size)] = 100.0
     assert masks._select(values, 65536) == np.sort(values)[65536]
     assert calls == [values.size]
+
+
+def test_the_sample_does_not_alias_with_kernel_rows(monkeypatch):
+    """A column unlike the others (one per row of 256) must not fill the sample: a strided sample
+    of 2^18 values every 64th took a quarter of its values from column 0 and missed the bracket,
+    partitioning the whole array (SPT's global ranking of tiny's 2^20 weights: 100+ ms)."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(1024, 256))
+    values[:, 0] += 100.0
+    calls = []
+    real = np.partition
+    monkeypatch.setattr(masks.np, "partition", lambda a, k: calls.append(a.size) or real(a, k))
+    flat = values.reshape(-1)
+    for k in (flat.size // 4, flat.size // 2, 9 * flat.size // 10):
+        assert masks._select(flat, k) == np.sort(flat)[k]
+    assert calls and max(calls) < flat.size // 10  # narrow bands only, never the whole array

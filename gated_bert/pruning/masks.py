@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_SIZE = 4096  # values in the strided sample that brackets the k-th value (see `_select`)
+SAMPLE_SIZE = 4096  # values in the random sample that brackets the k-th value (see `_select`)
 
 
 def keep_count(size: int, sparsity: float) -> int:
@@ -60,11 +60,20 @@ def _kth_smallest(flat: np.ndarray, k: int):
     return _select(flat, k)
 
 
+def sample_positions(size: int) -> np.ndarray:
+    """The positions `_select` samples in an array of `size` values: SAMPLE_SIZE random ones,
+    with replacement, from a fixed seed (the masks never depend on them, only the speed)."""
+    return np.random.default_rng(0).integers(0, size, SAMPLE_SIZE)
+
+
 def _select(flat: np.ndarray, k: int):
     """`np.partition(flat, k)[k]`, partitioning only the values near it (exact).
 
-    A sorted strided sample of `SAMPLE_SIZE` values gives two values that bracket
-    the k-th with high probability (4 binomial standard deviations either side);
+    A sorted random sample of `SAMPLE_SIZE` values (fixed seed; drawn with replacement, so
+    the binomial margin holds) gives two values that bracket the k-th with high probability
+    (4 binomial standard deviations either side); a strided sample aliased with the kernels'
+    rows (tiny's 2^20 weights sampled every 256th: one column per kernel) and missed the
+    bracket, which cost a whole partition (100-117 instead of 6-15 ms per SPT update);
     three counting passes confirm that they do, and only the values between them
     are partitioned (`mask_for` on 131,072 values 3.5x faster here, on all of
     tiny's kernels 2.2x: `benchmarks/ranking.py`; movement recomputes its masks
@@ -72,10 +81,9 @@ def _select(flat: np.ndarray, k: int):
     the result never depends on the sample.
     """
     n = flat.size
-    stride = n // SAMPLE_SIZE
-    if stride < 4:
+    if n < 4 * SAMPLE_SIZE:
         return np.partition(flat, k)[k]
-    sample = np.sort(flat[::stride])
+    sample = np.sort(flat[sample_positions(n)])
     m, share = sample.size, k / n
     margin = 4.0 * np.sqrt(m * share * (1.0 - share)) + 2.0
     low_at, high_at = int(np.floor(share * m - margin)), int(np.ceil(share * m + margin))

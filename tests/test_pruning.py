@@ -99,6 +99,31 @@ def test_probe_only_draws_active_weights():
     assert chosen.sum() == 20 and chosen[:6].sum() == 0
 
 
+def test_probe_of_a_nearly_or_wholly_pruned_kernel_draws_at_most_its_size(monkeypatch):
+    """A kernel pruned whole (global ranking) is not probed; one with 3 active weights of 65,536
+    gets one of them, uniformly, without drawing more random indices than it has weights."""
+    import keras
+
+    requested = []
+    randint = keras.random.randint
+    monkeypatch.setattr(
+        keras.random,
+        "randint",
+        lambda shape, *a, **k: requested.append(int(shape[0])) or randint(shape, *a, **k),
+    )
+    explorer = SptExplorer(_kernels(1, (256, 256)), epsilon=0.01, alpha=0.1, per_layer=False, seed=0)
+    mask = explorer.kernels[0].layer.mask
+    mask.assign(np.zeros((256, 256), np.float32))
+    assert explorer.select_indices(mask).numpy().size == 0
+    few = np.zeros(256 * 256, np.float32)
+    few[[5, 40_000, 65_535]] = 1.0
+    mask.assign(few.reshape(256, 256))
+    drawn = [int(i) for _ in range(300) for i in explorer.select_indices(mask).numpy()]
+    assert len(drawn) == 300 and set(drawn) == {5, 40_000, 65_535}
+    assert min(drawn.count(i) for i in (5, 40_000, 65_535)) > 60  # about 100 each
+    assert requested and max(requested) <= 256 * 256  # uncapped: (1 + 6 + 8) * 65,536 / 3 per probe
+
+
 def test_per_layer_exploration_cycles_roles():
     model = build_model(micro_config().architecture(), 2)
     kernels = prunable_kernels(model)

@@ -180,8 +180,9 @@ def sample_active(flat, k, n_active, epsilon: float, seed_generator):
 
     About k * size / n_active indices are drawn, with a margin: O(k) work, where ranking a random
     key per weight (`top_k_indices`) passes over the whole kernel several times. If the draws hold
-    fewer than k distinct active indices (rare: a few standard deviations short), the subset
-    comes from random keys over the whole kernel instead.
+    fewer than k distinct active indices (rare: a few standard deviations short, or a kernel so
+    pruned that the draws are capped at its size), the subset comes from random keys over the
+    whole kernel instead. Both ways every k-subset is equally likely.
     """
     import keras
     import tensorflow as tf
@@ -189,20 +190,22 @@ def sample_active(flat, k, n_active, epsilon: float, seed_generator):
     size = tf.size(flat)
     kf = tf.cast(k, tf.float32)
     coverage = tf.cast(size, tf.float32) / tf.maximum(n_active, 1.0)  # draws per active draw
-    draws = tf.cast(
-        tf.math.ceil((kf + 6.0 * tf.sqrt(kf) + 8.0) * coverage / (1.0 - min(epsilon, 0.9))), tf.int32
-    )
-    stream = keras.random.randint([draws], 0, size, dtype="int32", seed=seed_generator)
-    distinct, _ = tf.unique(tf.boolean_mask(stream, tf.gather(flat, stream) > 0))  # first-seen order
-
-    def from_stream():
-        return distinct[:k]
+    wanted = tf.math.ceil((kf + 6.0 * tf.sqrt(kf) + 8.0) * coverage / (1.0 - min(epsilon, 0.9)))
+    # at most one draw per weight: a nearly pruned kernel would otherwise draw up to 8x its size
+    # (11 ms per tiny step with a whole kernel pruned); random keys over the kernel cost less then
+    draws = tf.cast(tf.minimum(wanted, tf.cast(size, tf.float32)), tf.int32)
 
     def from_keys():
         noise = keras.random.uniform(tf.shape(flat), seed=seed_generator)
         return top_k_indices(tf.where(flat > 0, noise, -1.0), k, n_active)
 
-    return tf.cond(tf.size(distinct) >= k, from_stream, from_keys)
+    def from_stream():
+        stream = keras.random.randint([draws], 0, size, dtype="int32", seed=seed_generator)
+        distinct, _ = tf.unique(tf.boolean_mask(stream, tf.gather(flat, stream) > 0))  # first-seen order
+        return tf.cond(tf.size(distinct) >= k, lambda: distinct[:k], from_keys)
+
+    # no active weight (a kernel pruned whole by the global ranking): nothing to draw
+    return tf.cond(k > 0, from_stream, lambda: tf.zeros([0], tf.int32))
 
 
 class SptExplorer:
@@ -350,8 +353,11 @@ class SptExplorer:
                 grads = [tf.zeros_like(k.layer.mask) for k in self.kernels]
             else:
                 grads = [tf.convert_to_tensor(g) for g in gradients]
-            for fisher, g in zip(self.fisher, grads):  # the prior needs F for every weight
-                fisher.assign(running_mean(fisher, g * g, seen))
+            # the prior needs F for every weight: F += rate * (g^2 - F), the running mean in two
+            # passes over the kernels (rate 1 on the first step, when F is still 0: F = g^2)
+            rate = tf.where(seen, STATS_DECAY, 1.0)
+            for fisher, g in zip(self.fisher, grads):
+                fisher.assign_add(rate * (g * g - fisher))
             # everything else only on E (about epsilon of the weights): gathers and scatters
             probes = self._probes()
             weights = [k.layer.kernel.value.gather_nd(e) for k, e in zip(self.kernels, probes)]  # mask 1 on E
@@ -406,13 +412,15 @@ class SptExplorer:
         measured = (reward > 0) & (saliency > 0)
         return np.where(measured, reward / np.where(measured, saliency, 1.0), self.curvature_prior)
 
-    def prior(self, index: int) -> np.ndarray:
+    def prior(self, index: int, rho: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Estimated loss increase of removing each weight of kernel `index` before its probes
-        are trusted: rho_role * w^2 * F (Optimal Brain Damage's saliency on the measured scale)."""
+        are trusted: rho_role * w^2 * F (Optimal Brain Damage's saliency on the measured scale).
+        `rho` and `mask`: `self.rho()` and the kernel's mask when the caller has read them."""
         kernel = self.kernels[index]
-        rho = float(self.rho()[self.roles.index(kernel.role)])
-        weights = kernel.layer.kernel.numpy() * kernel.layer.mask.numpy()
-        return rho * weights * weights * self.fisher[index].numpy()
+        rho = self.rho() if rho is None else rho
+        mask = kernel.layer.mask.numpy() if mask is None else mask
+        weights = kernel.layer.kernel.numpy() * mask
+        return float(rho[self.roles.index(kernel.role)]) * weights * weights * self.fisher[index].numpy()
 
     def state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.reward_ema[index].numpy(), self.visits[index].numpy()
@@ -443,18 +451,20 @@ class Spt(PruningMethod):
     def default_schedule(cls, config) -> str:
         return "steps"
 
-    def estimates(self, index: int) -> np.ndarray:
+    def estimates(self, index: int, rho: np.ndarray | None = None) -> np.ndarray:
         """Estimated loss increase of removing each weight (credit EMA once trusted, else the
-        prior); pruned weights get -inf, so they stay pruned."""
+        prior); pruned weights get -inf, so they stay pruned. `rho`: `explorer.rho()`, read once
+        by a caller that ranks every kernel."""
         mask = self.kernels[index].layer.mask.numpy()
         ema, visits = self.explorer.state(index)
         trusted = visits >= max(self.min_probes, 1)
-        value = np.where(trusted, ema, self.explorer.prior(index)).astype(np.float64)
+        value = np.where(trusted, ema, self.explorer.prior(index, rho, mask)).astype(np.float64)
         return np.where(mask > 0, value, -np.inf)
 
     def importances(self, scope: str) -> list[np.ndarray]:
         if self.explorer.credit != "shared":  # one key, the estimate: fast enough for by-step updates
-            return [self.estimates(i) for i in range(len(self.kernels))]
+            rho = self.explorer.rho()
+            return [self.estimates(i, rho) for i in range(len(self.kernels))]
         keys = [
             sort_keys(k.layer.kernel.numpy(), k.layer.mask.numpy(), *self.explorer.state(i))
             for i, k in enumerate(self.kernels)

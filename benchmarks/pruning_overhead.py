@@ -1,12 +1,15 @@
 """Epoch time of each pruning method relative to the baseline, in one run.
 
-Trains the tiny model on a slice of SST-2 for 2 epochs with the pruning window
-on both epochs, and times epoch 2 end to end (training steps, mask updates,
-SPT probing, evaluation), with each method's default mask updates (by step).
-Methods run interleaved over several rounds; the median of the per-round ratios to the
-baseline is reported (a drift of the shared machine's speed hits both sides of a ratio).
+Trains the tiny model on a slice of SST-2 for `--epochs` epochs (default 4) with
+the pruning window on all of them (to 0.9 at the last), and times every epoch
+after the first end to end (training steps, mask updates, SPT probing,
+evaluation), with each method's default mask updates (by step). Methods run
+interleaved over several rounds; a round's ratio is the median of the method's
+timed epochs over the baseline's median in the same round, and the median of
+the per-round ratios is reported (a drift of the shared machine's speed hits
+both sides of a ratio; several epochs per run damp a single disturbed one).
 
-Usage: python benchmarks/pruning_overhead.py [--samples 9600] [--rounds 3]
+Usage: python benchmarks/pruning_overhead.py [--samples 9600] [--rounds 3] [--epochs 4]
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from gated_bert.training.threads import configure_intra_op_threads  # noqa: E402
+
+INTRA_OP_THREADS = configure_intra_op_threads()  # as `gated-bert train` does, before TensorFlow starts
 
 import keras  # noqa: E402
 
@@ -43,16 +50,17 @@ class WholeEpochTimer(keras.callbacks.Callback):
         self.seconds[epoch] = time.perf_counter() - self.begin[epoch]
 
 
-def epoch_seconds(method: str, prepared, samples: int) -> float:
+def epoch_seconds(method: str, prepared, samples: int, epochs: int = 4) -> list[float]:
+    """Seconds of each of the run's epochs after the first (all inside the pruning window)."""
     config = GatedBertConfig(
         model_size="tiny",
         task="sst2",
         data_dir="unused",
         max_train_samples=samples,
-        epochs=2,
+        epochs=epochs,
         pruning_method=method,
         pruning_start_epoch=1,
-        pruning_end_epoch=2,
+        pruning_end_epoch=epochs,
         end_sparsity=0.9,
         batch_size=96,
         verbose=0,
@@ -70,7 +78,7 @@ def epoch_seconds(method: str, prepared, samples: int) -> float:
         fit_module.fit(config, prepared)
     finally:
         fit_module.PruningTrainer.fit = original
-    return timer.seconds[1]
+    return [timer.seconds[epoch] for epoch in range(1, epochs)]
 
 
 def main() -> None:
@@ -79,6 +87,7 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=9600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4, help="per run; every epoch after the first is timed")
     parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue"))
     args = parser.parse_args()
     if not (Path(args.glue_dir) / "SST-2" / "train.tsv").is_file():
@@ -92,23 +101,26 @@ def main() -> None:
         verbose=0,
     )
     prepared = fit_module.prepare_data(base)
-    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    runs: dict[str, list[list[float]]] = {m: [] for m in METHODS}  # per round: the timed epochs
     for _ in range(args.rounds):
         for method in METHODS:
-            times[method].append(epoch_seconds(method, prepared, args.samples))
+            runs[method].append(epoch_seconds(method, prepared, args.samples, args.epochs))
     print(
-        f"tiny, SST-2 slice of {args.samples}, batch 96, epoch 2 (inside the pruning window), "
-        f"{args.rounds} interleaved rounds; ratio = the method's epoch / the baseline's epoch of the "
+        f"tiny, SST-2 slice of {args.samples}, batch 96, epochs 2-{args.epochs} of {args.epochs} (all inside "
+        f"the pruning window, to 0.9 at the last), {args.rounds} interleaved rounds; TensorFlow intra-op "
+        f"threads: {INTRA_OP_THREADS}; ratio = the median of the method's epochs / the baseline's in the "
         "same round (median over rounds; per round in brackets); the fastest epochs' ratio (the least "
         "disturbed by other load, as timeit's minimum):"
     )
     for method in METHODS:
-        ratios = [t / b for t, b in zip(times[method], times["none"])]
+        medians = [statistics.median(epochs) for epochs in runs[method]]
+        ratios = [t / statistics.median(b) for t, b in zip(medians, runs["none"])]
         per_round = " ".join(f"{r:.2f}" for r in ratios)
+        fastest, fastest_base = min(map(min, runs[method])), min(map(min, runs["none"]))
         print(
-            f"  {method:9s} {statistics.median(times[method]):6.2f} s   "
+            f"  {method:9s} {statistics.median(medians):6.2f} s   "
             f"x{statistics.median(ratios):.2f} of baseline  [{per_round}]  "
-            f"fastest epochs: {min(times[method]):.2f} s, x{min(times[method]) / min(times['none']):.2f}"
+            f"fastest epochs: {fastest:.2f} s, x{fastest / fastest_base:.2f}"
         )
     print(
         "  mask updates by step (the default): a ranking every 10 steps (movement: every step); "

@@ -20,6 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from gated_bert.training.threads import configure_intra_op_threads  # noqa: E402
+
+INTRA_OP_THREADS = configure_intra_op_threads()  # as `gated-bert train` does, before TensorFlow starts
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -30,6 +30,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from gated_bert.training.threads import available_cpus, configure_intra_op_threads  # noqa: E402
+
+INTRA_OP_THREADS = configure_intra_op_threads()  # as `gated-bert train` does, before TensorFlow starts
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -42,15 +46,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def matmul_gflops(n: int = 2048, seconds: float = 3.0, dtype=tf.float32) -> float:
-    a, b = tf.cast(tf.random.normal((n, n)), dtype), tf.cast(tf.random.normal((n, n)), dtype)
-    step = tf.function(lambda a, b: tf.matmul(a, b))
-    step(a, b).numpy()
+    """The machine's matmul GFLOP/s: one n x n matmul at a time on all CPUs, or, when each op runs
+    on one thread (INTRA_OP_THREADS "1", as `gated-bert train` sets on 2 CPUs), one per CPU side by
+    side, so the peak counts every CPU either way."""
+    copies = available_cpus() if INTRA_OP_THREADS == "1" else 1
+    pairs = [(tf.cast(tf.random.normal((n, n)), dtype), tf.cast(tf.random.normal((n, n)), dtype))] * copies
+    step = tf.function(lambda pairs: [tf.matmul(a, b) for a, b in pairs])
+    step(pairs)[0].numpy()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        result = step(a, b)
+        result = step(pairs)
         count += 1
-    result.numpy()
-    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+    result[0].numpy()
+    return 2 * n**3 * count * copies / (time.perf_counter() - start) / 1e9
 
 
 def encoder_flops(config: GatedBertConfig, lengths: np.ndarray) -> float:
@@ -135,7 +143,8 @@ def report(configs, speeds, peaks_by_run, low_peaks_by_run, flops_per_example) -
         print(
             f"{label} matmul: median {statistics.median(peaks):.1f} GFLOP/s, {min(peaks):.1f}-{max(peaks):.1f} "
             f"over {len(peaks)} measurements, one before each run (2048 x 2048, TensorFlow, "
-            f"{os.cpu_count()} cores; bfloat16 {'native' if precision.native_bfloat16() else 'emulated'} here)",
+            f"{os.cpu_count()} cores; bfloat16 {'native' if precision.native_bfloat16() else 'emulated'} here; "
+            f"TensorFlow intra-op threads: {INTRA_OP_THREADS})",
             flush=True,
         )
     print(

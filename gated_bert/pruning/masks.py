@@ -73,7 +73,7 @@ def _select(flat: np.ndarray, k: int):
     the binomial margin holds) gives two values that bracket the k-th with high probability
     (4 binomial standard deviations either side); a strided sample aliased with the kernels'
     rows (tiny's 2^20 weights sampled every 256th: one column per kernel) and missed the
-    bracket, which cost a whole partition (100-117 instead of 6-15 ms per SPT update);
+    bracket, which cost a whole partition (100-117 instead of 4-9 ms per SPT update);
     three counting passes confirm that they do, and only the values between them
     are partitioned (`mask_for` on 131,072 values 3.5x faster here, on all of
     tiny's kernels 2.2x: `benchmarks/ranking.py`; movement recomputes its masks

@@ -5,7 +5,7 @@ splits each op over intra-op threads (by default as many as the CPUs). On a
 2-CPU machine most ops of a training step are small (tiny's matmuls are 1,225
 x 256 x 512): splitting each over both CPUs costs more in hand-offs than it
 gains, while two ops, one per CPU, keep both busy. Measured on a 2-core AMD
-EPYC (docs/training.md, "One thread per op on two CPUs"): tiny epochs 0.90-0.93x
+EPYC (docs/training.md, "Token rows by index, BiasAdd, one thread per op"): tiny epochs 0.90-0.93x
 and small epochs 0.90x (medians) with one intra-op thread, the real
 `gated-bert train` 1.04-1.07x the examples per second. Larger machines were not
 measured, so they keep TensorFlow's default.

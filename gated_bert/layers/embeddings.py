@@ -10,6 +10,7 @@ copies a variable on every whole read, and the token table is most of the model
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from gated_bert.layers.layer_norm import LayerNorm
@@ -69,8 +70,6 @@ class BertEmbeddings(keras.layers.Layer):
         """The token table's rows for `token_ids` (read row by row on TensorFlow)."""
         if keras.backend.backend() != "tensorflow":
             return self.token(token_ids)
-        import tensorflow as tf
-
         return tf.gather(self.token.embeddings.value, token_ids)
 
     def compute_output_shape(self, input_shape):

@@ -14,15 +14,10 @@ step sets it while it is traced (`training/precision.py`).
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from gated_bert.layers.gelu import gelu
-
-
-def _tf_bias_add(outputs, bias):
-    import tensorflow as tf
-
-    return tf.nn.bias_add(outputs, bias)
 
 
 def straight_through(scores, mask):
@@ -58,7 +53,7 @@ class GatedDense(keras.layers.Layer):
         tf_gelu = self.activation is keras.activations.gelu and keras.backend.backend() == "tensorflow"
         self._apply_activation = gelu if tf_gelu else self.activation
         # TensorFlow's BiasAdd: its gradient is one BiasAddGrad, where `+` broadcasts and sums back
-        self._add_bias = _tf_bias_add if keras.backend.backend() == "tensorflow" else ops.add
+        self._add_bias = tf.nn.bias_add if keras.backend.backend() == "tensorflow" else ops.add
         self.use_bias = use_bias
         self.with_scores = with_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

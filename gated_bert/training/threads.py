@@ -43,7 +43,7 @@ def configure_intra_op_threads(environ=os.environ) -> str:
         threads = default_intra_op_threads(available_cpus())
         if threads is not None:
             environ[ENV] = str(threads)
-    return environ.get(ENV, "default")
+    return intra_op_threads_in_effect(environ)
 
 
 def intra_op_threads_in_effect(environ=os.environ) -> str:

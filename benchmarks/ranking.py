@@ -25,7 +25,7 @@ from gated_bert.pruning.masks import mask_for
 def whole_partition_mask(importance: np.ndarray, sparsity: float) -> np.ndarray:
     """`mask_for` with the k-th value from a partition of the whole array (the code before the bracket)."""
     bracketed = masks._select
-    masks._select = lambda flat, k: np.partition(flat, k)[k]
+    masks._select = lambda flat, k: (np.partition(flat, k)[k], None)
     try:
         return mask_for(importance, sparsity)
     finally:

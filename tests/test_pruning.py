@@ -38,6 +38,28 @@ def test_movement_score_gradient_equals_w_times_grad_of_effective_weight():
     np.testing.assert_allclose(grad_kernel.numpy(), mask * d_effective, rtol=1e-5)
 
 
+def test_scored_kernel_equals_the_straight_through_product_and_its_gradients():
+    """The one-product form movement's layers use: same value and gradients as W * ST(S, mask)."""
+    from gated_bert.layers.gated_dense import scored_kernel
+
+    rng = np.random.default_rng(1)
+    kernel, scores = (tf.Variable(rng.normal(size=(6, 4)).astype(np.float32)) for _ in range(2))
+    mask = tf.constant((rng.random((6, 4)) > 0.4).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(6, 4)).astype(np.float32))
+    results = []
+    for form in (
+        lambda: scored_kernel(kernel, mask, scores),
+        lambda: kernel * straight_through(scores, mask),
+    ):
+        with tf.GradientTape() as tape:
+            value = form()
+            loss = tf.reduce_sum(tf.sin(value) * weights)
+        results.append([value.numpy(), *(g.numpy() for g in tape.gradient(loss, [kernel, scores]))])
+    for new, reference in zip(*results):
+        np.testing.assert_allclose(new, reference, rtol=1e-6)
+    assert not np.allclose(results[0][2], 0.0)  # the scores get a gradient
+
+
 def test_movement_pruned_weight_returns_when_its_score_rises():
     scores = np.array([0.1, 0.2, 0.3, 0.4])
     mask = mask_for(movement_importance(scores), 0.5)
@@ -352,3 +374,36 @@ def test_movement_with_epoch_updates_reselects_every_step_at_the_held_target():
     assert (kernel.mask.numpy() == 0).mean() == 0.5  # the end of epoch 3 reaches the target
     for before, after in epoch(3, rescore=True):  # after the window: held whatever the scores
         np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("method", ["spt", "magnitude", "movement"])
+def test_batched_reads_give_the_per_kernel_importances(method):
+    """Each method's `importances` reads every variable in one call (`VariableReader`): the values
+    equal the per-kernel ones (`estimates` / `score`) after the variables were changed."""
+    from gated_bert.pruning.pruner import Pruner
+
+    config = micro_config(pruning_method=method, spt_min_probes=2)
+    model = build_model(config.architecture(), 2, with_scores=method == "movement")
+    pruner = Pruner(config, model, steps_per_epoch=3)
+    method_ = pruner.method
+    rng = np.random.default_rng(3)
+    first = method_.importances(pruner.scope)  # builds the reader; the next call must see new values
+    for i, kernel in enumerate(pruner.kernels):
+        shape = kernel.layer.mask.shape
+        kernel.layer.kernel.assign(rng.normal(size=shape).astype(np.float32))
+        kernel.layer.mask.assign((rng.random(size=shape) > 0.3).astype(np.float32))
+        if kernel.layer.scores is not None:
+            kernel.layer.scores.assign(rng.normal(size=shape).astype(np.float32))
+        if method == "spt":
+            explorer = method_.explorer
+            explorer.reward_ema[i].assign(rng.normal(size=shape).astype(np.float32))
+            explorer.visits[i].assign(rng.integers(0, 4, size=shape).astype(np.float32))
+            explorer.fisher[i].assign(rng.random(size=shape).astype(np.float32))
+    batched = method_.importances(pruner.scope)
+    if method == "spt":
+        single = [method_.estimates(i) for i in range(len(pruner.kernels))]
+    else:
+        single = [method_.score(kernel) for kernel in pruner.kernels]
+    for new, reference, old in zip(batched, single, first):
+        np.testing.assert_array_equal(new, reference)
+        assert not np.array_equal(new, old)

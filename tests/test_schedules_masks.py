@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gated_bert.pruning import masks
-from gated_bert.pruning.masks import global_masks, keep_count, mask_for
+from gated_bert.pruning.masks import Cut, cut_mask, global_masks, keep_count, mask_for
 from gated_bert.pruning.schedules import (
     EpochSchedule,
     StepSchedule,
@@ -149,7 +149,7 @@ def test_mask_for_agrees_with_a_full_sort_when_most_weights_are_already_pruned(p
 def test_global_scope_one_threshold():
     a = np.array([1.0, 2.0, 3.0, 4.0])
     b = np.array([[10.0, 20.0], [30.0, 40.0]])
-    ma, mb = global_masks([a, b], 0.5)
+    (ma, mb), _ = global_masks([a, b], 0.5)
     assert ma.tolist() == [0, 0, 0, 0] and mb.tolist() == [[1, 1], [1, 1]]
     per_layer = [mask_for(a, 0.5), mask_for(b, 0.5)]
     assert per_layer[0].tolist() == [0, 0, 1, 1] and per_layer[1].tolist() == [[0, 0], [1, 1]]
@@ -189,11 +189,11 @@ def test_select_brackets_the_kth_value_and_falls_back_when_the_sample_misleads(m
     calls = []
     real = np.partition
     monkeypatch.setattr(masks.np, "partition", lambda a, k: calls.append(a.size) or real(a, k))
-    assert masks._select(values, 65536) == np.sort(values)[65536]
+    assert masks._select(values, 65536)[0] == np.sort(values)[65536]
     assert calls and max(calls) < values.size // 10  # only a narrow band was partitioned
     calls.clear()
     values[masks.sample_positions(values.size)] = 100.0
-    assert masks._select(values, 65536) == np.sort(values)[65536]
+    assert masks._select(values, 65536)[0] == np.sort(values)[65536]
     assert calls == [values.size]
 
 
@@ -209,5 +209,72 @@ def test_the_sample_does_not_alias_with_kernel_rows(monkeypatch):
     monkeypatch.setattr(masks.np, "partition", lambda a, k: calls.append(a.size) or real(a, k))
     flat = values.reshape(-1)
     for k in (flat.size // 4, flat.size // 2, 9 * flat.size // 10):
-        assert masks._select(flat, k) == np.sort(flat)[k]
+        assert masks._select(flat, k)[0] == np.sort(flat)[k]
     assert calls and max(calls) < flat.size // 10  # narrow bands only, never the whole array
+
+
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "nan_and_inf"])
+def test_a_near_cut_gives_the_same_masks_without_a_sample(monkeypatch, special):
+    """Movement re-ranks slightly moved scores after every step: the previous `Cut` brackets the
+    new threshold, so no sample is drawn and only about NEAR_VALUES values are partitioned;
+    the masks equal a full sort's at every step, the target moving too (NaN ranks lowest)."""
+    rng = np.random.default_rng(8)
+    values = rng.normal(size=(256, 512)).astype(np.float32)
+    if special:
+        values.reshape(-1)[::97] = np.nan
+        values.reshape(-1)[5::89] = np.inf
+        values.reshape(-1)[7::83] = -np.inf
+    sizes, samples = [], []
+    real_partition, real_positions = np.partition, masks.sample_positions
+    monkeypatch.setattr(masks.np, "partition", lambda a, k: sizes.append(a.size) or real_partition(a, k))
+    monkeypatch.setattr(masks, "sample_positions", lambda n: samples.append(n) or real_positions(n))
+    mask, cut = cut_mask(values, 0.5)
+    assert samples == [values.size] and isinstance(cut, Cut) and cut.width > 0
+    for step in range(20):
+        sizes.clear(), samples.clear()
+        values = values + rng.normal(scale=1e-3, size=values.shape).astype(np.float32)
+        sparsity = 0.5 + 0.002 * step
+        mask, cut = cut_mask(values, sparsity, near=cut)
+        np.testing.assert_array_equal(mask.reshape(-1), _sorted_mask(values.reshape(-1), sparsity))
+        assert samples == [] and max(sizes) < 4 * masks.NEAR_VALUES, (step, sizes)
+
+
+@pytest.mark.parametrize(
+    "near",
+    [Cut(5.0, 0.01), Cut(0.0, 0.0), Cut(-3.0, 1e6), Cut(0.0, np.inf)],
+    ids=["far", "zero_width", "too_wide", "infinite_width"],
+)
+def test_a_misleading_near_cut_falls_back_to_the_exact_mask(near):
+    """A cut far from the threshold, of zero width or holding too many values: same mask."""
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=131072).round(2).astype(np.float32)  # ties at the threshold
+    for sparsity in (0.3, 0.9):
+        mask, cut = cut_mask(values, sparsity, near=near)
+        np.testing.assert_array_equal(mask, _sorted_mask(values, sparsity))
+        assert cut is not None and np.isfinite(cut.width)
+
+
+def test_cut_mask_keeps_all_or_none_without_a_cut():
+    values = np.arange(10.0)
+    mask, cut = cut_mask(values, 0.0)
+    assert mask.sum() == 10 and cut is None
+    mask, cut = cut_mask(values, 1.0, near=Cut(4.0, 1.0))
+    assert mask.sum() == 0 and cut is None
+
+
+@pytest.mark.parametrize("lowest", [-np.inf, -1.0])
+def test_the_bracket_leaves_out_the_tied_lowest_values(monkeypatch, lowest):
+    """A third of the values tied at the lowest (SPT's pruned weights score -inf, magnitude's
+    PRUNED) and the threshold just above them: only a narrow band is partitioned, not the ties."""
+    rng = np.random.default_rng(10)
+    values = np.abs(rng.normal(size=2**20))
+    values[rng.random(values.size) < 1 / 3] = lowest
+    sizes = []
+    real = np.partition
+    monkeypatch.setattr(masks.np, "partition", lambda a, k: sizes.append(a.size) or real(a, k))
+    floor = int(np.count_nonzero(values == lowest))
+    for sparsity in (floor / values.size + 0.001, floor / values.size + 0.05):
+        sizes.clear()
+        mask = mask_for(values, sparsity)
+        np.testing.assert_array_equal(mask, _sorted_mask(values, sparsity))
+        assert sizes and max(sizes) < values.size // 10, sizes

@@ -25,6 +25,18 @@ def straight_through(scores, mask):
     return scores + ops.stop_gradient(mask - scores)
 
 
+@tf.custom_gradient
+def scored_kernel(kernel, mask, scores):
+    """`kernel * straight_through(scores, mask)` in one product: the forward value W * mask, the
+    gradients dL/dW = mask * g and dL/dS = W * g (g = dL/dW'), without the two passes over each
+    kernel that materialise the straight-through mask (movement's step, every step)."""
+
+    def grad(upstream):
+        return upstream * mask, None, upstream * kernel
+
+    return kernel * mask, grad
+
+
 @keras.saving.register_keras_serializable(package="gated_bert")
 class GatedDense(keras.layers.Layer):
     """Dense layer computing `activation(x @ (kernel * mask) + bias)`.
@@ -77,8 +89,14 @@ class GatedDense(keras.layers.Layer):
             return self.mask
         return straight_through(self.scores, self.mask)
 
+    def effective_kernel(self):
+        """W' = W * mask, with the straight-through gradient to the scores when the layer has them."""
+        if self.scores is not None and keras.backend.backend() == "tensorflow":
+            return scored_kernel(self.kernel.value, self.mask.value, self.scores.value)
+        return self.kernel * self.effective_mask()
+
     def call(self, inputs):
-        kernel = self.kernel * self.effective_mask()
+        kernel = self.effective_kernel()
         if self.matmul_dtype is None:
             outputs = ops.matmul(inputs, kernel)
         else:

@@ -1,7 +1,7 @@
 """`Pruner`: one pruning method applied to a model's gated kernels.
 
 It joins the method's importances, a scope (per layer or global) and
-`mask_for`, writes the masks, and knows the schedule. It holds no training
+`cut_mask`, writes the masks (`MaskWriter`, one call), and knows the schedule. It holds no training
 loop: the `PruningCallback` decides when to call it.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 from gated_bert.config import GatedBertConfig
 from gated_bert.model import PrunableKernel, prunable_kernels
 from gated_bert.pruning import groups
-from gated_bert.pruning.masks import global_masks, mask_for
+from gated_bert.pruning.masks import Cut, cut_mask, global_masks
 from gated_bert.pruning.methods import PruningMethod, get_method, is_baseline
 from gated_bert.pruning.schedules import EpochSchedule, StepSchedule
+from gated_bert.pruning.transfer import MaskWriter
 
 
 class Pruner:
@@ -33,6 +34,10 @@ class Pruner:
         self.num_heads = config.architecture().num_heads
         self.kernels: list[PrunableKernel] = prunable_kernels(model)
         self.method: PruningMethod = get_method(config.pruning_method)(config, self.kernels)
+        self.writer = MaskWriter(self.kernels, zero_pruned=self.method.zeroes_pruned)
+        # where the previous ranking cut (per kernel, or one for the global scope): a hint that
+        # brackets the next threshold, so a re-ranking after every step skips the sample
+        self.cuts: list[Cut | None] = [None] * len(self.kernels)
         self.step_schedule: StepSchedule | None = None
         self.epoch_schedule: EpochSchedule | None = None
         # epoch updates: steps between re-selections at the held target (None: the mask is held)
@@ -78,12 +83,13 @@ class Pruner:
                 self.method.group_reduce,
             )
         elif self.scope == "global":
-            masks = global_masks(importances, target_sparsity)
+            masks, self.cuts[0] = global_masks(importances, target_sparsity, near=self.cuts[0])
         else:
-            masks = [mask_for(imp, target_sparsity) for imp in importances]
-        for kernel, mask in zip(self.kernels, masks):
-            kernel.layer.mask.assign(mask)
-        self.zero_pruned_kernels()
+            masks = []
+            for index, importance in enumerate(importances):
+                mask, self.cuts[index] = cut_mask(importance, target_sparsity, near=self.cuts[index])
+                masks.append(mask)
+        self.writer.write(masks)  # and zeroes the pruned kernel entries, for methods that do
 
     def group_sparsity(self) -> dict[str, float]:
         """Share of whole heads / neurons removed (empty with the weight granularity)."""
@@ -91,6 +97,4 @@ class Pruner:
 
     def zero_pruned_kernels(self) -> None:
         """Write exact zeros into pruned kernel entries (methods whose pruned weights stay pruned)."""
-        if self.method.zeroes_pruned:
-            for kernel in self.kernels:
-                kernel.layer.kernel.assign(kernel.layer.kernel * kernel.layer.mask)
+        self.writer.zero_pruned_kernels()

@@ -20,5 +20,18 @@ class Magnitude(PruningMethod):
     name = "magnitude"
     group_reduce = "l2"  # a head's or neuron's weights' L2 norm
 
+    def __init__(self, config, kernels):
+        super().__init__(config, kernels)
+        self._read = None  # a VariableReader of every kernel and mask, made at the first ranking
+
     def score(self, kernel) -> np.ndarray:
         return magnitude_importance(kernel.layer.kernel.numpy(), kernel.layer.mask.numpy())
+
+    def importances(self, scope: str) -> list[np.ndarray]:
+        if self._read is None:  # kernels and masks read in one call
+            from gated_bert.pruning.transfer import VariableReader
+
+            layers = [kernel.layer for kernel in self.kernels]
+            self._read = VariableReader([layer.kernel for layer in layers] + [layer.mask for layer in layers])
+        values = self._read()
+        return [magnitude_importance(w, m) for w, m in zip(values, values[len(self.kernels) :])]

@@ -213,11 +213,16 @@ def test_the_sample_does_not_alias_with_kernel_rows(monkeypatch):
     assert calls and max(calls) < flat.size // 10  # narrow bands only, never the whole array
 
 
-@pytest.mark.parametrize("special", [False, True], ids=["finite", "nan_and_inf"])
-def test_a_near_cut_gives_the_same_masks_without_a_sample(monkeypatch, special):
+@pytest.mark.parametrize(
+    "special, target_step",
+    [(False, 0.002), (True, 0.002), (False, 0.02)],
+    ids=["finite", "nan_and_inf", "fast_target"],
+)
+def test_a_near_cut_gives_the_same_masks_without_a_sample(monkeypatch, special, target_step):
     """Movement re-ranks slightly moved scores after every step: the previous `Cut` brackets the
     new threshold, so no sample is drawn and only about NEAR_VALUES values are partitioned;
-    the masks equal a full sort's at every step, the target moving too (NaN ranks lowest)."""
+    the masks equal a full sort's at every step, the target moving too, faster than the bracket's
+    width (the bracket follows it at the measured density; NaN ranks lowest)."""
     rng = np.random.default_rng(8)
     values = rng.normal(size=(256, 512)).astype(np.float32)
     if special:
@@ -233,7 +238,7 @@ def test_a_near_cut_gives_the_same_masks_without_a_sample(monkeypatch, special):
     for step in range(20):
         sizes.clear(), samples.clear()
         values = values + rng.normal(scale=1e-3, size=values.shape).astype(np.float32)
-        sparsity = 0.5 + 0.002 * step
+        sparsity = 0.5 + target_step * step  # 0.02: 2,621 positions a step, the bracket holds ~2,048
         mask, cut = cut_mask(values, sparsity, near=cut)
         np.testing.assert_array_equal(mask.reshape(-1), _sorted_mask(values.reshape(-1), sparsity))
         assert samples == [] and max(sizes) < 4 * masks.NEAR_VALUES, (step, sizes)

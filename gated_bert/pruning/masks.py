@@ -8,7 +8,7 @@ every step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -24,13 +24,16 @@ def keep_count(size: int, sparsity: float) -> int:
 
 @dataclass(frozen=True)
 class Cut:
-    """Where a mask was cut: its threshold and a half-width around it expected to hold about
-    `NEAR_VALUES` values. Given back to the next ranking of the same, slightly moved, values
-    (movement re-ranks after every optimizer step) it brackets the new threshold without a sample;
-    the mask never depends on it, only the speed."""
+    """Where a mask was cut: its threshold, a half-width around it expected to hold about
+    `NEAR_VALUES` values, and its position (how many values lay below it). Given back to the
+    next ranking of the same, slightly moved, values (movement re-ranks after every optimizer
+    step, at a target that moves too) it brackets the new threshold without a sample, centred
+    where the change of position puts it at the measured density; the mask never depends on it,
+    only the speed."""
 
     threshold: float
     width: float
+    position: int = -1  # -1: unknown (then the bracket is centred on the threshold)
 
 
 def mask_for(importance: np.ndarray, sparsity: float) -> np.ndarray:
@@ -62,7 +65,7 @@ def cut_mask(
     if near is not None:
         found = _near_mask(flat, keep, near)
         if found is not None:
-            return found[0].reshape(shape), found[1]
+            return found[0].reshape(shape), replace(found[1], position=flat.size - keep)
     if np.isnan(flat).any():
         flat = np.where(np.isnan(flat), -np.inf, flat)
     threshold, cut = _kth_smallest(flat, flat.size - keep)  # the smallest value that is kept
@@ -70,7 +73,7 @@ def cut_mask(
     missing = keep - int(np.count_nonzero(mask))
     if missing:
         mask[np.flatnonzero(flat == threshold)[:missing]] = True
-    return mask.reshape(shape), cut
+    return mask.reshape(shape), None if cut is None else replace(cut, position=flat.size - keep)
 
 
 def _near_mask(flat: np.ndarray, keep: int, near: Cut) -> tuple[np.ndarray, Cut] | None:
@@ -81,7 +84,10 @@ def _near_mask(flat: np.ndarray, keep: int, near: Cut) -> tuple[np.ndarray, Cut]
     as the -inf it stands for elsewhere (no NaN pass); how many values exceed the threshold
     follows from the counts and the partitioned bracket (no count of the mask).
     """
-    low, high = near.threshold - near.width, near.threshold + near.width
+    centre = near.threshold
+    if near.position >= 0:  # the target moved: so does the threshold, by 1/density per position
+        centre += (flat.size - keep - near.position) * 2.0 * near.width / NEAR_VALUES
+    low, high = centre - near.width, centre + near.width
     if not (np.isfinite(low) and np.isfinite(high)):
         return None
     at_least = flat >= low

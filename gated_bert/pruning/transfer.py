@@ -25,6 +25,7 @@ class VariableReader:
     def __init__(self, variables):
         self.variables = list(variables)
         self._read = tf.function(lambda: [tf.convert_to_tensor(v) for v in self.variables])
+        self._read.get_concrete_function()  # traced now (~0.1 s), not at the first mask update
 
     def __call__(self) -> list[np.ndarray]:
         """The values, as read-only arrays over the read tensors' buffers (`.numpy()` would copy
@@ -46,6 +47,7 @@ class MaskWriter:
         self.sizes = [int(np.prod(layer.mask.shape)) for layer in self.layers]
         self.zero_pruned = zero_pruned
         self._write = tf.function(self._assign)
+        self._write.get_concrete_function(tf.TensorSpec([sum(self.sizes)], tf.bool))  # traced now
 
     def write(self, masks: list[np.ndarray]) -> None:
         """Set each kernel's mask to `masks[i]` (0/1 or boolean, the kernel's shape)."""

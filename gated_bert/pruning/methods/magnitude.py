@@ -22,16 +22,14 @@ class Magnitude(PruningMethod):
 
     def __init__(self, config, kernels):
         super().__init__(config, kernels)
-        self._read = None  # a VariableReader of every kernel and mask, made at the first ranking
+        from gated_bert.pruning.transfer import VariableReader
+
+        layers = [kernel.layer for kernel in kernels]  # kernels and masks, read in one call
+        self._read = VariableReader([layer.kernel for layer in layers] + [layer.mask for layer in layers])
 
     def score(self, kernel) -> np.ndarray:
         return magnitude_importance(kernel.layer.kernel.numpy(), kernel.layer.mask.numpy())
 
     def importances(self, scope: str) -> list[np.ndarray]:
-        if self._read is None:  # kernels and masks read in one call
-            from gated_bert.pruning.transfer import VariableReader
-
-            layers = [kernel.layer for kernel in self.kernels]
-            self._read = VariableReader([layer.kernel for layer in layers] + [layer.mask for layer in layers])
         values = self._read()
         return [magnitude_importance(w, m) for w, m in zip(values, values[len(self.kernels) :])]

@@ -42,7 +42,9 @@ class Movement(PruningMethod):
                 f"movement pruning needs a model built with with_scores=True; {missing[0]} has no scores"
             )
         self._optimizer = None
-        self._read_scores = None  # a VariableReader, made at the first ranking
+        from gated_bert.pruning.transfer import VariableReader
+
+        self._read_scores = VariableReader(self.extra_variables())  # every kernel's scores in one call
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
                 kernel.layer.scores.assign(abs(kernel.layer.kernel.numpy()))
@@ -55,11 +57,6 @@ class Movement(PruningMethod):
         return movement_importance(kernel.layer.scores.numpy())
 
     def importances(self, scope: str) -> list[np.ndarray]:
-        # every kernel's scores in one call: this runs after every optimizer step
-        if self._read_scores is None:
-            from gated_bert.pruning.transfer import VariableReader
-
-            self._read_scores = VariableReader(self.extra_variables())
         return [movement_importance(scores) for scores in self._read_scores()]
 
     def extra_variables(self) -> list:

@@ -460,7 +460,16 @@ class Spt(PruningMethod):
             curvature_prior=config.batch_size / 2,
         )
         self.min_probes = config.spt_min_probes
-        self._read = None  # a VariableReader of what the estimates need, made at the first ranking
+        from gated_bert.pruning.transfer import VariableReader
+
+        layers = [kernel.layer for kernel in kernels]  # what the estimates need, in one call
+        self._read = VariableReader(
+            [layer.mask for layer in layers]
+            + [layer.kernel for layer in layers]
+            + list(self.explorer.reward_ema)
+            + list(self.explorer.visits)
+            + list(self.explorer.fisher)
+        )
 
     @classmethod
     def default_schedule(cls, config) -> str:
@@ -489,18 +498,6 @@ class Spt(PruningMethod):
 
     def _estimates_of_all(self) -> list[np.ndarray]:
         """`estimates` of every kernel from one read of the variables (60 reads one by one on tiny)."""
-        if self._read is None:
-            from gated_bert.pruning.transfer import VariableReader
-
-            explorer = self.explorer
-            layers = [kernel.layer for kernel in self.kernels]
-            self._read = VariableReader(
-                [layer.mask for layer in layers]
-                + [layer.kernel for layer in layers]
-                + list(explorer.reward_ema)
-                + list(explorer.visits)
-                + list(explorer.fisher)
-            )
         n, rho = len(self.kernels), self.explorer.rho()
         values = self._read()
         masks, kernels, emas, visits, fisher = (values[i * n : (i + 1) * n] for i in range(5))

@@ -5,7 +5,9 @@ ranking's host time is part of its epoch. Prints, for the kernels of a model
 size (per-layer scope) and for one global ranking over all of them, the time of
 `gated_bert.pruning.masks.mask_for` (a partition of only the values near the
 threshold, bracketed by a sample) and of the same mask from a partition of the
-whole array, the speed-up, and checks that both give the same masks.
+whole array, the speed-up, and checks that both give the same masks; and the
+per-layer re-ranking after one step (values moved a little, the target too)
+from the previous ranking's `Cut`, as movement runs it.
 
 Usage: python benchmarks/ranking.py [--sizes tiny,small] [--sparsity 0.7] [--repeats 20]
 """
@@ -19,13 +21,13 @@ import numpy as np
 
 from gated_bert.config import MODEL_PRESETS
 from gated_bert.pruning import masks
-from gated_bert.pruning.masks import mask_for
+from gated_bert.pruning.masks import cut_mask, mask_for
 
 
 def whole_partition_mask(importance: np.ndarray, sparsity: float) -> np.ndarray:
     """`mask_for` with the k-th value from a partition of the whole array (the code before the bracket)."""
     bracketed = masks._select
-    masks._select = lambda flat, k: (np.partition(flat, k)[k], None)
+    masks._select = lambda flat, k, lowest=None: (np.partition(flat, k)[k], None)
     try:
         return mask_for(importance, sparsity)
     finally:
@@ -63,6 +65,9 @@ def main() -> None:
     for size in args.sizes.split(","):
         arrays = [rng.normal(size=shape).astype(np.float32) for shape in kernel_shapes(size)]
         flat = np.concatenate([a.reshape(-1) for a in arrays])
+        # movement's re-ranking: scores moved a little, the target by one step, the last cut known
+        cuts = [cut_mask(a, args.sparsity)[1] for a in arrays]
+        moved = [a + rng.normal(scale=1e-3, size=a.shape).astype(np.float32) for a in arrays]
         cases = {
             f"per layer ({len(arrays)} kernels)": (
                 lambda: [mask_for(a, args.sparsity) for a in arrays],
@@ -71,6 +76,10 @@ def main() -> None:
             "global (one ranking)": (
                 lambda: [mask_for(flat, args.sparsity)],
                 lambda: [whole_partition_mask(flat, args.sparsity)],
+            ),
+            "per layer, after one step (Cut)": (
+                lambda: [cut_mask(a, args.sparsity + 0.001, near=c)[0] for a, c in zip(moved, cuts)],
+                lambda: [whole_partition_mask(a, args.sparsity + 0.001) > 0 for a in moved],
             ),
         }
         for name, (new, old) in cases.items():

@@ -1,9 +1,9 @@
 """Masks from importances: the one place where top-k lives.
 
 Ranking is a partition over numpy arrays (O(n), of only the values near the
-threshold when a sample can bracket it), never Python lists or a full sort,
-so it stays fast at base and large sizes and when movement re-ranks after
-every step.
+threshold when a sample, or the previous ranking's `Cut`, can bracket it),
+never Python lists or a full sort, so it stays fast at base and large sizes
+and when movement re-ranks after every step.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class Pruner:
         self.writer = MaskWriter(self.kernels, zero_pruned=self.method.zeroes_pruned)
         # where the previous ranking cut (per kernel, or one for the global scope): a hint that
         # brackets the next threshold, so a re-ranking after every step skips the sample
-        self.cuts: list[Cut | None] = [None] * len(self.kernels)
+        self.cuts: list[Cut | None] = [None] * (1 if self.scope == "global" else len(self.kernels))
         self.step_schedule: StepSchedule | None = None
         self.epoch_schedule: EpochSchedule | None = None
         # epoch updates: steps between re-selections at the held target (None: the mask is held)

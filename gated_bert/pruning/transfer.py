@@ -5,8 +5,8 @@ writes every mask. One variable at a time, each read and each write pays
 TensorFlow's eager dispatch: on tiny's 12 kernels 0.61 ms to read the scores
 and 1.14 ms to write float32 masks, against 0.39 and 0.59 ms for one call each
 way here, the masks sent as one flat boolean array (a quarter of the bytes).
-Movement pays it after every optimizer step. docs/training.md ("Movement's
-re-ranking") has the figures.
+Movement pays it after every optimizer step. docs/training.md ("Mask updates:
+one call each way, a bracket from the last cut") has the figures.
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ class MaskWriter:
 
     def zero_pruned_kernels(self) -> None:
         """Write exact zeros into the kernels' pruned entries (no-op unless `zero_pruned`)."""
-        if self.zero_pruned:
-            for layer in self.layers:
-                layer.kernel.assign(layer.kernel * layer.mask)
+        for layer in self.layers:
+            self._zero(layer, layer.mask)
 
     def _assign(self, flat):
         for layer, part in zip(self.layers, tf.split(flat, self.sizes)):
             mask = tf.reshape(tf.cast(part, layer.mask.dtype), layer.mask.shape)
             layer.mask.assign(mask)
-            if self.zero_pruned:
-                layer.kernel.assign(layer.kernel * mask)
+            self._zero(layer, mask)
+
+    def _zero(self, layer, mask) -> None:
+        if self.zero_pruned:
+            layer.kernel.assign(layer.kernel * mask)

@@ -426,15 +426,14 @@ class SptExplorer:
         measured = (reward > 0) & (saliency > 0)
         return np.where(measured, reward / np.where(measured, saliency, 1.0), self.curvature_prior)
 
-    def prior(self, index: int, rho: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    def prior(self, index: int) -> np.ndarray:
         """Estimated loss increase of removing each weight of kernel `index` before its probes
-        are trusted: rho_role * w^2 * F (Optimal Brain Damage's saliency on the measured scale).
-        `rho` and `mask`: `self.rho()` and the kernel's mask when the caller has read them."""
+        are trusted: rho_role * w^2 * F (`obd_prior`; one kernel, read on its own)."""
         kernel = self.kernels[index]
-        rho = self.rho() if rho is None else rho
-        mask = kernel.layer.mask.numpy() if mask is None else mask
-        role_rho = float(rho[self.roles.index(kernel.role)])
-        return obd_prior(role_rho, kernel.layer.kernel.numpy(), mask, self.fisher[index].numpy())
+        role_rho = float(self.rho()[self.roles.index(kernel.role)])
+        return obd_prior(
+            role_rho, kernel.layer.kernel.numpy(), kernel.layer.mask.numpy(), self.fisher[index].numpy()
+        )
 
     def state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.reward_ema[index].numpy(), self.visits[index].numpy()
@@ -475,14 +474,13 @@ class Spt(PruningMethod):
     def default_schedule(cls, config) -> str:
         return "steps"
 
-    def estimates(self, index: int, rho: np.ndarray | None = None) -> np.ndarray:
-        """Estimated loss increase of removing each weight (credit EMA once trusted, else the
-        prior); pruned weights get -inf, so they stay pruned. `rho`: `explorer.rho()`, read once
-        by a caller that ranks every kernel."""
+    def estimates(self, index: int) -> np.ndarray:
+        """Estimated loss increase of removing each weight of kernel `index` (credit EMA once
+        trusted, else the prior); pruned weights get -inf, so they stay pruned. One kernel, read
+        on its own; a ranking reads every kernel at once (`_estimates_of_all`)."""
         mask = self.kernels[index].layer.mask.numpy()
         ema, visits = self.explorer.state(index)
-        prior = self.explorer.prior(index, rho, mask)
-        return spt_estimate(mask, ema, visits, prior, self.min_probes)
+        return spt_estimate(mask, ema, visits, self.explorer.prior(index), self.min_probes)
 
     def importances(self, scope: str) -> list[np.ndarray]:
         if self.explorer.credit != "shared":  # one key, the estimate: fast enough for by-step updates

@@ -244,6 +244,28 @@ def test_a_near_cut_gives_the_same_masks_without_a_sample(monkeypatch, special, 
         assert samples == [] and max(sizes) < 4 * masks.NEAR_VALUES, (step, sizes)
 
 
+@pytest.mark.parametrize("ties", ["crossing", "all_kept"])
+def test_a_near_cut_with_ties_at_the_threshold_keeps_the_first_tied(monkeypatch, ties):
+    """Values on a grid tie at the threshold: either the cut splits the tied values (the first
+    in row-major order are kept) or every tied value is kept (the mask is one comparison); the
+    near bracket gives a full sort's mask in both cases, without a sample."""
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(256, 256)).round(2).astype(np.float32)
+    flat = values.reshape(-1)
+    mask, cut = cut_mask(values, 0.5)
+    samples = []
+    real_positions = masks.sample_positions
+    monkeypatch.setattr(masks, "sample_positions", lambda n: samples.append(n) or real_positions(n))
+    for level in np.unique(flat[np.abs(flat - cut.threshold) < 0.05])[:6]:
+        kept_at_level = int(np.count_nonzero(flat >= level))  # every value tied at `level` kept
+        keep = kept_at_level if ties == "all_kept" else kept_at_level - 1
+        sparsity = (flat.size - keep) / flat.size
+        mask, near_cut = cut_mask(values, sparsity, near=cut)
+        np.testing.assert_array_equal(mask.reshape(-1), _sorted_mask(flat, sparsity))
+        assert mask.sum() == keep and near_cut.threshold == level
+    assert samples == []
+
+
 @pytest.mark.parametrize(
     "near",
     [Cut(5.0, 0.01), Cut(0.0, 0.0), Cut(-3.0, 1e6), Cut(0.0, np.inf)],

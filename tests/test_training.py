@@ -73,6 +73,55 @@ def test_masks_change_during_fit_not_only_after(sst2_dir, monkeypatch):
     assert seen[-1] == pytest.approx(0.8, abs=1 / 256)
 
 
+@pytest.mark.parametrize(
+    "updates, scope", [("step", "per_layer"), ("epoch", "per_layer"), ("step", "global")]
+)
+def test_ranking_inside_the_train_step_equals_ranking_between_steps(sst2_dir, monkeypatch, updates, scope):
+    """Movement re-ranks after every step inside the compiled step (`ranks_in_step`); the same
+    run ranked by the callback between steps ends with the same masks, weights and metrics."""
+    from gated_bert.pruning.pruner import Pruner
+    from gated_bert.training.trainer import PruningTrainer
+
+    settings = dict(
+        pruning_method="movement", pruning_updates=updates, pruning_scope=scope, epochs=3,
+        pruning_start_epoch=1, pruning_end_epoch=3, end_sparsity=0.7, movement_scores_learning_rate=0.1,
+    )  # fmt: skip
+    calls = {"apply": 0, "in_step": 0}
+    apply, in_step = Pruner.apply, Pruner.flat_masks_of
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(Pruner, "apply", counted("apply", apply))
+    monkeypatch.setattr(Pruner, "flat_masks_of", counted("in_step", in_step))
+    runs = []
+    for inside in (True, False):
+        if not inside:
+            monkeypatch.setattr(PruningTrainer, "ranks_in_step", property(lambda self: False))
+        calls.update(apply=0, in_step=0)
+        _, result = _run(sst2_dir, **settings)
+        layers = [k.layer for k in prunable_kernels(result.classifier)]
+        runs.append(
+            (result, [v.numpy() for layer in layers for v in (layer.mask, layer.kernel, layer.scores)])
+        )
+        if inside:  # the window's steps ranked in the step (epoch 3's with epoch updates); epoch ends not
+            assert calls["apply"] == (3 if updates == "epoch" else 0) and calls["in_step"] >= 20, calls
+        else:
+            assert calls["in_step"] == 0 and calls["apply"] >= 20, calls
+    drop = ("epoch_seconds", "examples_per_second")
+    (inside, inside_arrays), (between, between_arrays) = runs
+    assert [{k: v for k, v in r.items() if k not in drop} for r in inside.rows] == [
+        {k: v for k, v in r.items() if k not in drop} for r in between.rows
+    ]
+    assert inside.rows[-1]["sparsity"] == pytest.approx(0.7, abs=1e-2)
+    for a, b in zip(inside_arrays, between_arrays):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_same_seed_same_metrics(sst2_dir):
     drop = ("epoch_seconds", "examples_per_second")
     spt = dict(pruning_method="spt", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2, end_sparsity=0.5)

@@ -65,14 +65,15 @@ def cut_mask(
     if near is not None:
         found = _near_mask(flat, keep, near)
         if found is not None:
-            return found[0].reshape(shape), replace(found[1], position=flat.size - keep)
+            return found[0].reshape(shape), found[1]
     if np.isnan(flat).any():
         flat = np.where(np.isnan(flat), -np.inf, flat)
     threshold, cut = _kth_smallest(flat, flat.size - keep)  # the smallest value that is kept
-    mask = flat > threshold
-    missing = keep - int(np.count_nonzero(mask))
-    if missing:
-        mask[np.flatnonzero(flat == threshold)[:missing]] = True
+    mask = flat >= threshold
+    extra = int(np.count_nonzero(mask)) - keep
+    if extra:  # ties at the threshold: only the first ones in row-major order are kept
+        tied = np.flatnonzero(flat == threshold)
+        mask[tied[tied.size - extra :]] = False
     return mask.reshape(shape), None if cut is None else replace(cut, position=flat.size - keep)
 
 
@@ -81,8 +82,9 @@ def _near_mask(flat: np.ndarray, keep: int, near: Cut) -> tuple[np.ndarray, Cut]
     place and at most an eighth of the values do; else None.
 
     Fewer passes than the general path: NaN fails `flat >= low`, so it counts below the bracket
-    as the -inf it stands for elsewhere (no NaN pass); how many values exceed the threshold
-    follows from the counts and the partitioned bracket (no count of the mask).
+    as the -inf it stands for elsewhere (no NaN pass); how many values exceed or equal the
+    threshold follows from the counts and the partitioned bracket (no count of the mask), so
+    without ties crossing the cut the mask is one comparison (no pass to find tied values).
     """
     centre = near.threshold
     if near.position >= 0:  # the target moved: so does the threshold, by 1/density per position
@@ -99,11 +101,14 @@ def _near_mask(flat: np.ndarray, keep: int, near: Cut) -> tuple[np.ndarray, Cut]
         return None
     values = np.partition(np.compress(inside, flat), j)
     threshold = values[j]
-    n_above = n_at_least - n_inside + int(np.count_nonzero(values[j + 1 :] > threshold))
-    mask = flat > threshold
-    if keep > n_above:  # ties at the threshold: the first ones in row-major order are kept
-        mask[np.flatnonzero(flat == threshold)[: keep - n_above]] = True
-    return mask, _cut(threshold, low, high, n_inside)
+    upper = values[j + 1 :]
+    n_above = n_at_least - n_inside + int(np.count_nonzero(upper > threshold))
+    n_tied = 1 + int(np.count_nonzero(values[:j] == threshold)) + int(np.count_nonzero(upper == threshold))
+    if n_above + n_tied == keep:  # every value tied at the threshold is kept: one comparison
+        return flat >= threshold, _cut(threshold, low, high, n_inside, flat.size - keep)
+    mask = flat > threshold  # ties at the threshold: the first ones in row-major order are kept
+    mask[np.flatnonzero(flat == threshold)[: keep - n_above]] = True
+    return mask, _cut(threshold, low, high, n_inside, flat.size - keep)
 
 
 def _kth_smallest(flat: np.ndarray, k: int) -> tuple[float, Cut | None]:
@@ -180,12 +185,12 @@ def _between(flat: np.ndarray, k: int, low, high, limit: int) -> tuple[float | N
     return np.partition(np.compress(inside, flat), k - below)[k - below], count
 
 
-def _cut(value, low, high, inside: int) -> Cut:
-    """A `Cut` at `value` whose width holds about NEAR_VALUES values, at the density that
-    `inside` values between `low` and `high` show."""
+def _cut(value, low, high, inside: int, position: int = -1) -> Cut:
+    """A `Cut` at `value` (at `position`) whose width holds about NEAR_VALUES values, at the
+    density that `inside` values between `low` and `high` show."""
     span = float(high) - float(low)
     width = span * NEAR_VALUES / (2 * inside) if np.isfinite(span) and inside else 0.0
-    return Cut(float(value), width)
+    return Cut(float(value), width, position)
 
 
 def global_masks(

@@ -2,10 +2,13 @@
 
 It joins the method's importances, a scope (per layer or global) and
 `cut_mask`, writes the masks (`MaskWriter`, one call), and knows the schedule. It holds no training
-loop: the `PruningCallback` decides when to call it.
+loop: the `PruningCallback` decides when to call it (for a method that re-ranks after every step,
+from inside the train step: `flat_masks_of`).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.model import PrunableKernel, prunable_kernels
@@ -68,12 +71,27 @@ class Pruner:
     def in_window(self, epoch: int) -> bool:
         return self.config.pruning_start_epoch <= epoch <= self.config.pruning_end_epoch
 
+    @property
+    def ranks_every_step(self) -> bool:
+        """The method re-ranks after every optimizer step from its `ranking_variables` alone
+        (movement's default), so the trainer can rank inside the train step."""
+        return self.method.ranking_variables() is not None and self.config.effective_movement_frequency == 1
+
     def apply(self, target_sparsity: float) -> None:
         """Set every mask so that `target_sparsity` of the prunable weights are 0 (of the groups
         of each kind, with a structured granularity)."""
-        importances = self.method.importances(self.scope)
+        self.writer.write(self.masks(self.method.importances(self.scope), target_sparsity))
+
+    def flat_masks_of(self, values: list[np.ndarray], target_sparsity: float) -> np.ndarray:
+        """`apply`'s masks from the values of the method's `ranking_variables`, as one flat
+        boolean array (what `MaskWriter.assign` takes), for the ranking inside the train step."""
+        masks = self.masks(self.method.importances_of(values), target_sparsity)
+        return np.concatenate([mask.reshape(-1) for mask in masks]).astype(bool, copy=False)
+
+    def masks(self, importances: list[np.ndarray], target_sparsity: float) -> list[np.ndarray]:
+        """The masks (one per kernel) that keep the most important weights at `target_sparsity`."""
         if self.granularity != "weight":
-            masks = groups.structured_masks(
+            return groups.structured_masks(
                 self.kernels,
                 importances,
                 target_sparsity,
@@ -82,14 +100,14 @@ class Pruner:
                 self.num_heads,
                 self.method.group_reduce,
             )
-        elif self.scope == "global":
+        if self.scope == "global":
             masks, self.cuts[0] = global_masks(importances, target_sparsity, near=self.cuts[0])
-        else:
-            masks = []
-            for index, importance in enumerate(importances):
-                mask, self.cuts[index] = cut_mask(importance, target_sparsity, near=self.cuts[index])
-                masks.append(mask)
-        self.writer.write(masks)  # and zeroes the pruned kernel entries, for methods that do
+            return masks
+        masks = []
+        for index, importance in enumerate(importances):
+            mask, self.cuts[index] = cut_mask(importance, target_sparsity, near=self.cuts[index])
+            masks.append(mask)
+        return masks
 
     def group_sparsity(self) -> dict[str, float]:
         """Share of whole heads / neurons removed (empty with the weight granularity)."""

@@ -24,8 +24,10 @@ class VariableReader:
 
     def __init__(self, variables):
         self.variables = list(variables)
-        self._read = tf.function(lambda: [tf.convert_to_tensor(v) for v in self.variables])
-        self._read.get_concrete_function()  # traced now (~0.1 s), not at the first mask update
+        read = tf.function(lambda: [tf.convert_to_tensor(v) for v in self.variables])
+        # traced now (~0.1 s), not at the first mask update; called as the concrete function, which
+        # skips tf.function's argument binding and cache look-up (0.06-0.1 ms of a ~0.2 ms call here)
+        self._read = read.get_concrete_function()
 
     def __call__(self) -> list[np.ndarray]:
         """The values, as read-only arrays over the read tensors' buffers (`.numpy()` would copy
@@ -46,8 +48,10 @@ class MaskWriter:
         self.layers = [kernel.layer for kernel in kernels]
         self.sizes = [int(np.prod(layer.mask.shape)) for layer in self.layers]
         self.zero_pruned = zero_pruned
-        self._write = tf.function(self._assign)
-        self._write.get_concrete_function(tf.TensorSpec([sum(self.sizes)], tf.bool))  # traced now
+        # traced now, and called as the concrete function (as `VariableReader`)
+        self._write = tf.function(self.assign).get_concrete_function(
+            tf.TensorSpec([sum(self.sizes)], tf.bool)
+        )
 
     def write(self, masks: list[np.ndarray]) -> None:
         """Set each kernel's mask to `masks[i]` (0/1 or boolean, the kernel's shape)."""
@@ -59,7 +63,9 @@ class MaskWriter:
         for layer in self.layers:
             self._zero(layer, layer.mask)
 
-    def _assign(self, flat):
+    def assign(self, flat) -> None:
+        """`write` as TensorFlow ops, for a compiled function (the train step's ranking):
+        `flat` is a boolean tensor of every mask, in order."""
         for layer, part in zip(self.layers, tf.split(flat, self.sizes)):
             mask = tf.reshape(tf.cast(part, layer.mask.dtype), layer.mask.shape)
             layer.mask.assign(mask)

@@ -6,12 +6,20 @@ asks for:
 - its extra variables (movement's scores) trained by its own optimizer,
 - its train-step hook (SPT's probe), run after the gradients are taken and
   before they are applied, so both losses see the same weights; the hook can
-  repeat the training pass with the same dropout draws (`repeat_loss`).
+  repeat the training pass with the same dropout draws (`repeat_loss`);
+- for a method that re-ranks after every step from its `ranking_variables`
+  (movement's default), the ranking itself, after the optimizer update: the
+  values go to the host (`tf.numpy_function`), the `PruningCallback` says which
+  target is due, the `Pruner` ranks, and the masks are assigned in the step.
+  Ranked between steps instead, each step paid two more calls into TensorFlow
+  and the host's wait for them (docs/training.md, "The ranking inside the train
+  step").
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gated_bert.pruning.callback import PruningCallback
@@ -54,6 +62,8 @@ class PruningTrainer(keras.Model):
         self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in apart]
         self.extra_optimizer = self.method.extra_optimizer() if self.extra_variables else None
         self.lazy_updates: list[LazyAdamW] = []
+        self.pruning_callback: PruningCallback | None = None  # set by fit
+        self._no_masks = np.zeros(0, dtype=bool)  # what the host ranking returns when none is due
         # where each prunable kernel's gradient sits among the weight gradients (SPT's estimates use them)
         position = {id(v): i for i, v in enumerate(self.weight_variables)}
         kernels = self.method.kernels if self.method is not None else []
@@ -83,12 +93,27 @@ class PruningTrainer(keras.Model):
         return self.classifier(inputs, training=training)
 
     def fit(self, *args, callbacks=None, **kwargs):
-        if self.pruner is not None and not any(isinstance(c, PruningCallback) for c in callbacks or []):
+        pruning = [c for c in callbacks or [] if isinstance(c, PruningCallback)]
+        if self.pruner is not None and not pruning:
             raise RuntimeError(
                 "PruningTrainer has a pruner but no PruningCallback: pass "
                 "callbacks=[PruningCallback(pruner), ...] to fit(), or the masks never change"
             )
+        self.pruning_callback = pruning[0] if pruning else None
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    @property
+    def ranks_in_step(self) -> bool:
+        """Whether the train step ranks (the `PruningCallback` asks at train begin): the method
+        re-ranks after every step from its ranking variables, one step per call, and the step
+        is not compiled by XLA (which cannot call the host)."""
+        return (
+            self.pruner is not None
+            and self.pruning_callback is not None
+            and self.pruner.ranks_every_step
+            and not self.jit_compile
+            and self.steps_per_execution == 1
+        )
 
     def train_step(self, data):
         low = None if self.matmul_precision == "float32" else self.matmul_precision
@@ -125,4 +150,20 @@ class PruningTrainer(keras.Model):
             self.optimizer.apply(gradients[:n_weights], self.weight_variables)
             if self.extra_optimizer is not None:
                 self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
+        if self.ranks_in_step:
+            self._rank()
         return self.compute_metrics(x, y, y_pred)
+
+    def _rank(self) -> None:
+        """The mask update due after this step, if any: the ranking variables' updated values
+        (read after the updates: stateful ops run in program order) to the host and the masks back."""
+        values = [tf.convert_to_tensor(v) for v in self.method.ranking_variables()]
+        due, flat = tf.numpy_function(self._masks_on_host, values, [tf.bool, tf.bool], stateful=True)
+        tf.cond(due, lambda: self.pruner.writer.assign(flat), lambda: None)
+
+    def _masks_on_host(self, *values):
+        """(whether a mask update is due, the flat masks) for `_rank`, on the host."""
+        target = self.pruning_callback.in_step_target()
+        if target is None:
+            return np.bool_(False), self._no_masks
+        return np.bool_(True), self.pruner.flat_masks_of(list(values), target)

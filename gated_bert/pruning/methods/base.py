@@ -76,6 +76,19 @@ class PruningMethod:
         """One importance array per kernel, comparable across kernels when scope is global."""
         return [self.score(kernel) for kernel in self.kernels]
 
+    def ranking_variables(self) -> list | None:
+        """The variables whose values alone give the importances (`importances_of`), or None.
+
+        A method that names them can be ranked inside the compiled train step (the trainer
+        hands their values to the host there, `training/trainer.py`) when it re-ranks after
+        every optimizer step; the others are ranked by the `PruningCallback` between steps.
+        """
+        return None
+
+    def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        """`importances` from the values of `ranking_variables()`, in that order."""
+        raise NotImplementedError(f"{type(self).__name__} names no ranking variables")
+
     # ------------------------------------------------------- training hooks
     def extra_variables(self) -> list:
         """Trainable variables that the method trains with its own optimizer (not weights)."""

@@ -57,7 +57,13 @@ class Movement(PruningMethod):
         return movement_importance(kernel.layer.scores.numpy())
 
     def importances(self, scope: str) -> list[np.ndarray]:
-        return [movement_importance(scores) for scores in self._read_scores()]
+        return self.importances_of(self._read_scores())
+
+    def ranking_variables(self) -> list:
+        return self.extra_variables()  # the scores: ranked inside the train step, after every step
+
+    def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        return [movement_importance(scores) for scores in values]
 
     def extra_variables(self) -> list:
         return [kernel.layer.scores for kernel in self.kernels]

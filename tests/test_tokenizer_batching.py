@@ -1,4 +1,5 @@
 import numpy as np
+import tensorflow as tf
 
 from gated_bert.data import tokenizer as tok
 from gated_bert.data.batching import EncodedSplit, make_dataset
@@ -82,3 +83,23 @@ def test_shuffling_is_seeded_and_changes_per_epoch():
     assert order(a1) == order(b1)
     assert order(a1) != order(a2)
     assert order(_epoch(make_dataset(split, 8, seed=2))) != order(a1)
+
+
+def test_a_repeating_dataset_gives_the_epochs_in_their_orders_from_one_iterator():
+    """`repeat=True` (what fit uses, with steps_per_epoch): one endless iterator whose k-th block
+    of batches is epoch k's, the same batches a dataset iterated once per epoch gives; a resumed
+    run (`first_epoch`) continues with that epoch's order."""
+    split = _split(np.random.default_rng(4).integers(2, 30, size=64))
+    per_epoch = make_dataset(split, 8, seed=1)
+    expected = [_epoch(per_epoch) for _ in range(3)]
+    repeating = make_dataset(split, 8, seed=1, repeat=True)
+    assert int(repeating.cardinality()) == tf.data.INFINITE_CARDINALITY
+    stream = iter(repeating)
+    for epoch in expected:
+        for x, y in epoch:
+            got_x, got_y = next(stream)
+            np.testing.assert_array_equal(got_x["token_ids"].numpy(), x)
+            np.testing.assert_array_equal(got_y.numpy(), y)
+    resumed = iter(make_dataset(split, 8, seed=1, repeat=True, first_epoch=2))
+    for _x, y in expected[2]:
+        np.testing.assert_array_equal(next(resumed)[1].numpy(), y)

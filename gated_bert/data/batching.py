@@ -108,6 +108,7 @@ def make_dataset(
     width_multiple: int = 1,
     max_width: int | None = None,
     first_epoch: int = 0,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """A tf.data pipeline of padded batches with a known number of batches.
 
@@ -116,17 +117,27 @@ def make_dataset(
     width instead (only for benchmarks); `width_multiple` rounds each batch's
     width up (at most `max_width`), so a compiled step sees few shapes. A
     resumed run starts at `first_epoch` (0-based), with that epoch's order.
+
+    `repeat`: one endless pipeline, epoch after epoch in the same orders (give `fit` its
+    `steps_per_epoch`): Keras then keeps one iterator for the whole run. A new iterator per
+    epoch sometimes stalled 1-20 s before the epoch's first batch (docs/training.md, "The
+    ranking inside the train step").
     """
     lengths = split.lengths
     epochs = itertools.count(first_epoch)
 
     def generate():
-        if shuffle:
-            batches = bucketed_order(lengths, batch_size, np.random.default_rng([seed or 0, next(epochs)]))
-        else:
-            batches = sorted_order(lengths, batch_size)
-        for index in batches:
-            yield pad_batch(split, index, pad_to, width_multiple, max_width)
+        while True:
+            if shuffle:
+                batches = bucketed_order(
+                    lengths, batch_size, np.random.default_rng([seed or 0, next(epochs)])
+                )
+            else:
+                batches = sorted_order(lengths, batch_size)
+            for index in batches:
+                yield pad_batch(split, index, pad_to, width_multiple, max_width)
+            if not repeat:
+                return
 
     label_spec = tf.TensorSpec([None], tf.float32 if split.labels.dtype.kind == "f" else tf.int64)
     signature = (
@@ -137,5 +148,6 @@ def make_dataset(
         label_spec,
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(split.num_batches(batch_size)))
+    cardinality = tf.data.INFINITE_CARDINALITY if repeat else split.num_batches(batch_size)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(cardinality))
     return dataset.prefetch(2)

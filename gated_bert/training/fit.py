@@ -206,7 +206,13 @@ def fit(
     run_callbacks += _output_callbacks(config, prepared, trainer, recorder, pruning, steps_per_epoch, outputs)
     width = dict(width_multiple=XLA_WIDTH_MULTIPLE if xla else 1, max_width=config.max_len)
     train_ds = make_dataset(
-        prepared.train, config.batch_size, seed=config.seed, shuffle=True, first_epoch=first_epoch, **width
+        prepared.train,
+        config.batch_size,
+        seed=config.seed,
+        shuffle=True,
+        first_epoch=first_epoch,
+        repeat=True,  # one iterator for the run (with steps_per_epoch)
+        **width,
     )
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
     try:
@@ -214,6 +220,7 @@ def fit(
             train_ds,
             epochs=config.epochs,
             initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
             callbacks=run_callbacks,
             verbose=verbose,
             shuffle=False,

@@ -106,9 +106,14 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(glue_dir, tmp_path, m
     assert not list(elsewhere.iterdir())  # the resumed run wrote to the run's own folders
 
 
-@pytest.mark.parametrize("method", ["none", "magnitude", "movement", "spt", "random"])
-def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method):
-    """Interrupted after epoch 2 and resumed: every row and every saved array equal the uninterrupted run's."""
+@pytest.mark.parametrize(
+    "method, frequency",
+    [("none", 7), ("magnitude", 7), ("movement", 7), ("movement", None), ("spt", 7), ("random", 7)],
+    ids=["none", "magnitude", "movement", "movement_in_step", "spt", "random"],
+)
+def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency):
+    """Interrupted after epoch 2 and resumed: every row and every saved array equal the uninterrupted run's
+    (movement at its default, ranked inside the train step after every step, too)."""
     from gated_bert.training import checkpoint
     from gated_bert.training.fit import fit, prepare_data
 
@@ -126,7 +131,7 @@ def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method):
         pruning_start_epoch=2,
         pruning_end_epoch=4,
         end_sparsity=0.8,
-        movement_pruning_frequency_steps=7,
+        movement_pruning_frequency_steps=frequency,
     )
     prepared = prepare_data(config)
     whole = fit(config, prepared, checkpoint_dir=tmp_path / "whole").rows

@@ -6,7 +6,7 @@ worktree of `--commit`, alternating old/new for `--rounds` rounds, and prints
 each run's MLflow `examples_per_second` at epoch 2 and final dev accuracy,
 then the median ratio new/old. Nothing is written outside a temporary folder.
 
-Usage: python benchmarks/against_commit.py [--commit e05a131] [--rounds 3] [--glue-dir ../shared/glue]
+Usage: python benchmarks/against_commit.py --commit OLD [--rounds 3] [--glue-dir ../shared/glue]
        [--method none]
 """
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--commit", default="e05a131")
+    parser.add_argument("--commit", required=True, help="the older commit to compare with (any git revision)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--method", default="none")
     parser.add_argument(

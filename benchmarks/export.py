@@ -30,12 +30,13 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.training_loop import matmul_gflops  # noqa: E402
 from gated_bert.config import GatedBertConfig  # noqa: E402
+from gated_bert.data.prepare import prepare_data  # noqa: E402
 from gated_bert.export import compact  # noqa: E402
 from gated_bert.export.exporter import dense_encoder_bytes  # noqa: E402
 from gated_bert.inference import forward_of, predict_outputs  # noqa: E402
 from gated_bert.pruning.pruner import Pruner  # noqa: E402
 from gated_bert.tasks import TASKS  # noqa: E402
-from gated_bert.training.fit import build_classifier, prepare_data  # noqa: E402
+from gated_bert.training.fit import build_classifier  # noqa: E402
 
 SPARSITIES = (0.0, 0.5, 0.9, 0.99)
 GRANULARITIES = ("weight", "neuron", "head")

@@ -51,6 +51,7 @@ def epoch_seconds(
     import keras
 
     from gated_bert.config import GatedBertConfig
+    from gated_bert.data import prepare as prepare_module
     from gated_bert.training import fit as fit_module
 
     config = GatedBertConfig(
@@ -66,7 +67,7 @@ def epoch_seconds(
         batch_size=96,
         verbose=0,
     )
-    prepared = fit_module.prepare_data(config)
+    prepared = prepare_module.prepare_data(config)
     seconds: dict[int, float] = {}
     begin: dict[int, float] = {}
     stalls: list[float] = []  # from the epoch's start to its first batch (the data iterator's creation)

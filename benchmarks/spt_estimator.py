@@ -38,9 +38,10 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from gated_bert.config import SPT_CREDITS  # noqa: E402
 from gated_bert.data.batching import pad_batch  # noqa: E402
+from gated_bert.data.prepare import prepare_data  # noqa: E402
 from gated_bert.pruning.pruner import Pruner  # noqa: E402
 from gated_bert.training import precision  # noqa: E402
-from gated_bert.training.fit import fit, prepare_data, task_loss  # noqa: E402
+from gated_bert.training.fit import fit, task_loss  # noqa: E402
 from tests.conftest import micro_config, write_sst2  # noqa: E402
 
 NEURONS = 32

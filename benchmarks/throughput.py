@@ -92,7 +92,8 @@ def gated_vs_plain(size: str, steps: int, rounds: int) -> None:
 
 def bucketed_vs_padded(glue_dir: Path, samples: int) -> None:
     from gated_bert.data.batching import make_dataset
-    from gated_bert.training.fit import prepare_data, task_loss
+    from gated_bert.data.prepare import prepare_data
+    from gated_bert.training.fit import task_loss
 
     config = GatedBertConfig(
         model_size="tiny",

@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from gated_bert.config import GatedBertConfig  # noqa: E402
+from gated_bert.data.prepare import prepare_data  # noqa: E402
 from gated_bert.pruning.methods import method_names  # noqa: E402
 from gated_bert.training import precision  # noqa: E402
-from gated_bert.training.fit import fit, prepare_data, with_machine_settings  # noqa: E402
+from gated_bert.training.fit import fit, with_machine_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

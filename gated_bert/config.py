@@ -4,6 +4,12 @@ Every entry point (CLI, MLproject, Optuna search space, tests) builds this
 frozen dataclass; nothing mutates it afterwards. `__post_init__` validates
 every field and normalizes the two spellings of the baseline
 (`enable_pruning=False` and `pruning_method='none'`).
+
+The config sits at the bottom of the package: it imports nothing from the model,
+pruning or training. Defaults that depend on the pruning method (`auto` schedule,
+scope and mask-update frequency) are made concrete by `gated_bert.pruning.resolve`,
+once per run; the valid names below are plain tuples that the registry's tests
+keep equal to the registry.
 """
 
 from __future__ import annotations
@@ -16,21 +22,22 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from gated_bert.architecture import (
+    BERT_VOCAB_SIZE,
+    MAX_LEN_LIMIT,
+    MODEL_PRESETS,
+    Architecture,
+    preset_architecture,
+)
 from gated_bert.errors import ConfigError
-from gated_bert.pruning import methods
-from gated_bert.pruning.groups import GRANULARITIES
-from gated_bert.pruning.schedules import EPOCH_SCHEDULE_KINDS
 from gated_bert.tasks import TASKS
 
-# Layers, hidden size, attention heads, FFN size (the spec's table).
-MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "tiny": (2, 256, 4, 512),
-    "small": (6, 512, 8, 1024),
-    "base": (12, 768, 12, 3072),
-    "large": (24, 1024, 16, 4096),
-}
-BERT_VOCAB_SIZE = 30522  # BERT's vocabulary: the cap of a trained tokenizer, and the presets' size
-MAX_LEN_LIMIT = 4096  # position embeddings and attention grow with it; BERT stops at 512
+BASELINE = "none"  # no pruning: masks stay all ones
+BASELINE_LABEL = "baseline"  # how results paths, tags and experiments name the baseline
+# Every pruning_method value, the baseline first (`pruning.methods.method_names()`, kept equal by a test).
+PRUNING_METHODS = (BASELINE, "magnitude", "movement", "spt", "random")
+GRANULARITIES = ("weight", "neuron", "head", "structured")  # see pruning/groups.py
+EPOCH_SCHEDULE_KINDS = ("linear", "cubic", "geometric", "steps")  # see pruning/schedules.py
 # Exploration rate per preset, used when spt_epsilon is not given.
 SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "tiny": 0.01,
@@ -38,7 +45,6 @@ SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "base": 0.0025,
     "large": 0.001,
 }
-PRUNING_METHODS = methods.method_names()
 SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
 MOVEMENT_SCHEDULES = tuple(k for k in EPOCH_SCHEDULE_KINDS if k != "steps")
@@ -46,7 +52,7 @@ EMBEDDING_UPDATES = ("lazy", "dense")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # see training/lr_schedule.py
 PRUNING_UPDATES = ("step", "epoch")
 MOVEMENT_SCORE_INITS = ("zeros", "magnitude")
-SPT_CREDITS = ("shared", "baseline", "first_order", "saliency")  # see pruning/methods/spt.py
+SPT_CREDITS = ("shared", "baseline", "first_order", "saliency")  # see pruning/methods/spt/credit.py
 JIT_COMPILE = ("auto", "true", "false")
 MATMUL_PRECISIONS = ("auto", "float32", "bfloat16")  # see training/precision.py
 DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
@@ -71,18 +77,6 @@ DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
     99,
     99.5,
 )
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Resolved encoder shape (preset, with any explicit overrides applied)."""
-
-    num_layers: int
-    d_model: int
-    num_heads: int
-    dff: int
-    vocab_size: int
-    max_len: int
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -162,7 +156,9 @@ class GatedBertConfig:
         default="auto",
     )
     sparsity_steps: tuple[float, ...] | None = _help(
-        "Step schedule in percent (default: the spec's 20-step list).", default=None
+        "Step schedule in percent (default: 10 25 50 70 75 80 84 88 90 92 93 94 95 96 97 97.5 98 "
+        "98.5 99 99.5).",
+        default=None,
     )
     pruning_scope: str = _help(
         "per_layer, global or auto (auto: per_layer for magnitude/movement, global for spt).",
@@ -253,14 +249,9 @@ class GatedBertConfig:
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
         _choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         # The two spellings of the baseline mean the same thing.
-        if methods.is_baseline(self.pruning_method) or not self.enable_pruning:
-            self._set("pruning_method", methods.BASELINE)
+        if self.pruning_method == BASELINE or not self.enable_pruning:
+            self._set("pruning_method", BASELINE)
             self._set("enable_pruning", False)
-        if self.jit_compile == "true" and not methods.compiles_with_xla(self.pruning_method):
-            raise ConfigError(
-                f"jit_compile true does not work with pruning_method {self.pruning_method} (its train "
-                "step has shapes XLA cannot compile); use --jit-compile auto or false"
-            )
 
     def _check_numbers(self) -> None:
         for name in ("num_layers", "d_model", "num_heads", "dff"):
@@ -318,54 +309,28 @@ class GatedBertConfig:
     # ----------------------------------------------------------- resolved values
     def architecture(self) -> Architecture:
         """The encoder's shape; vocab_size auto counts BERT's 30522 rows until a tokenizer fixes it."""
-        layers, d_model, heads, dff = MODEL_PRESETS[self.model_size]
-        return Architecture(
-            num_layers=self.num_layers or layers,
-            d_model=self.d_model or d_model,
-            num_heads=self.num_heads or heads,
-            dff=self.dff or dff,
-            vocab_size=self.vocab_size or BERT_VOCAB_SIZE,
-            max_len=self.max_len,
+        return preset_architecture(
+            self.model_size,
+            self.max_len,
+            num_layers=self.num_layers,
+            d_model=self.d_model,
+            num_heads=self.num_heads,
+            dff=self.dff,
+            vocab_size=self.vocab_size,
         )
 
     @property
     def method_name(self) -> str:
         """Name used in result paths: 'baseline' for no pruning."""
-        return methods.label(self.pruning_method)
+        return BASELINE_LABEL if self.pruning_method == BASELINE else self.pruning_method
 
     @property
     def effective_spt_epsilon(self) -> float:
         return self.spt_epsilon if self.spt_epsilon is not None else SPT_EPSILON_BY_SIZE[self.model_size]
 
     @property
-    def effective_movement_frequency(self) -> int:
-        if self.movement_pruning_frequency_steps is not None:
-            return self.movement_pruning_frequency_steps
-        if methods.is_baseline(self.pruning_method):
-            return 1
-        return methods.get_method(self.pruning_method).default_frequency
-
-    @property
     def effective_sparsity_steps(self) -> tuple[float, ...]:
         return self.sparsity_steps if self.sparsity_steps is not None else DEFAULT_SPARSITY_STEPS
-
-    @property
-    def effective_schedule(self) -> str:
-        if self.sparsity_schedule != "auto":
-            return self.sparsity_schedule
-        if self.sparsity_steps is not None:
-            return "steps"
-        if not self.enable_pruning:
-            return "linear"
-        return methods.get_method(self.pruning_method).default_schedule(self)
-
-    @property
-    def effective_scope(self) -> str:
-        if self.pruning_scope != "auto":
-            return self.pruning_scope
-        if not self.enable_pruning:
-            return "per_layer"
-        return methods.get_method(self.pruning_method).default_scope
 
     @property
     def effective_experiment_name(self) -> str:
@@ -379,14 +344,12 @@ class GatedBertConfig:
         return data
 
     def resolved_dict(self) -> dict[str, Any]:
-        """The config plus every derived value a run actually used."""
+        """The config with its architecture and experiment: what a run logs. Called on the config
+        `pruning.resolve` made concrete, every value here is one the run used."""
         data = self.to_dict()
         data.update(dataclasses.asdict(self.architecture()))
         data.update(
             spt_epsilon=self.effective_spt_epsilon,
-            movement_pruning_frequency_steps=self.effective_movement_frequency,
-            sparsity_schedule=self.effective_schedule,
-            pruning_scope=self.effective_scope,
             sparsity_steps=list(self.effective_sparsity_steps),
             experiment_name=self.effective_experiment_name,
         )
@@ -411,7 +374,7 @@ class GatedBertConfig:
         """A copy with `changes`. A new pruning_method alone also sets enable_pruning to match
         (else a baseline config would normalise a new method back to the baseline)."""
         if "pruning_method" in changes and "enable_pruning" not in changes:
-            changes["enable_pruning"] = not methods.is_baseline(changes["pruning_method"])
+            changes["enable_pruning"] = changes["pruning_method"] != BASELINE
         return dataclasses.replace(self, **changes)
 
 

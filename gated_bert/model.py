@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 
 from gated_bert import metric_names as names
-from gated_bert.config import Architecture
+from gated_bert.architecture import Architecture
 from gated_bert.data.tokenizer import PAD_ID
 from gated_bert.layers import PRUNABLE_ROLES, BertEmbeddings, EncoderBlock, GatedDense
 

@@ -18,7 +18,7 @@ from gated_bert.plots import Line, dual_axis_plot, heatmap
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where one run writes (the spec's layout under output_root)."""
+    """Where one run writes (results_*, checkpoints_*, experiment_logs under output_root)."""
 
     results_dir: Path
     checkpoints_dir: Path

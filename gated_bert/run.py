@@ -111,12 +111,9 @@ def train(
         resume: continue this interrupted run (see `gated_bert.resume`).
     """
     from gated_bert import reporting, tracking
-    from gated_bert.data.glue import load_task
-    from gated_bert.training.fit import prepare_data, with_machine_settings, with_tokenizer_vocab
 
-    started = time.time()
-    prepared = prepare_data(config, load_task(config.task, config.data_dir))  # errors before any output
-    given, config = config, with_machine_settings(with_tokenizer_vocab(config, prepared))  # logged = built
+    started, given = time.time(), config
+    config, prepared = _resolved_with_data(given)  # errors before any output
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
     paths = _run_folders(config, prepared, resume)
@@ -141,6 +138,19 @@ def train(
         _log_results(config, paths, files, figures)
         _finish(paths, final)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
+
+
+def _resolved_with_data(given: GatedBertConfig):
+    """(the config resolved once: what is logged is what trains, the encoded data). A setting no
+    method default makes work is refused before the data is read."""
+    from gated_bert.data.glue import load_task
+    from gated_bert.data.prepare import prepare_data
+    from gated_bert.pruning.resolve import resolve
+    from gated_bert.training.fit import training_config
+
+    resolve(given)
+    prepared = prepare_data(given, load_task(given.task, given.data_dir))
+    return training_config(given, prepared), prepared
 
 
 def _fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from, finished_on: tuple):

@@ -1,5 +1,9 @@
-"""The layout rules hold for all code, including what later issues add.
+"""The layout rules hold for all code, including what is added later.
 
+- the package's modules import each other without a circle (imports inside functions count);
+- the config is at the bottom (it imports no model, pruning, training or tracking module), and no
+  pruning module imports the training package;
+- no development history in the README, docs/, the package or the benchmarks;
 - only `gated_bert/tracking/` imports mlflow;
 - importing any gated_bert module changes no process-wide state;
 - method names are compared only in the registry and the methods' own files;
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import subprocess
 import sys
 import textwrap
@@ -49,6 +54,154 @@ def test_only_tracking_imports_mlflow():
                 names = [node.module]
             offenders += [f"{_relative(path)}:{node.lineno}" for n in names if n.split(".")[0] == "mlflow"]
     assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    name = path.relative_to(PACKAGE.parent).with_suffix("").as_posix().replace("/", ".")
+    return name.removesuffix(".__init__")
+
+
+MODULES = {_module_name(path): path for path in SOURCES}
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    """The gated_bert modules a module imports anywhere (functions too), `if TYPE_CHECKING:` aside.
+
+    `from package import name` counts as importing the module `package.name` when that is a
+    module, else `package`."""
+    skipped = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in MODULES else node.module)
+    return {name for name in found if name in MODULES}
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    return {name: _imported_modules(_tree(path)) - {name} for name, path in modules.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles():
+    assert circles(import_graph(MODULES)) == []
+
+
+def test_the_circle_check_can_fail():
+    """Two modules importing each other, one of them inside a function, are a circle."""
+    a = ast.parse("from gated_bert.config import GatedBertConfig\n")
+    b = ast.parse("def f():\n    from gated_bert.model import build_model\n")
+    graph = {
+        "gated_bert.model": _imported_modules(a),
+        "gated_bert.config": _imported_modules(b),
+    }
+    assert circles(graph) == [["gated_bert.config", "gated_bert.model"]]
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for other in graph[todo.pop()]:
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def test_config_is_at_the_bottom():
+    """The config and what it imports reach no model, layer, data, pruning, training or tracking module."""
+    reached = _reaches(import_graph(MODULES), "gated_bert.config")
+    assert reached <= {"gated_bert.architecture", "gated_bert.errors", "gated_bert.tasks"}, reached
+
+
+def test_no_pruning_module_imports_training():
+    graph = import_graph(MODULES)
+    back = [
+        f"{name} -> {other}"
+        for name, imported in graph.items()
+        if name.startswith("gated_bert.pruning")
+        for other in imported
+        if other.startswith(("gated_bert.training", "gated_bert.tracking", "gated_bert.run"))
+    ]
+    assert back == []
+
+
+def test_config_names_equal_the_registry():
+    from gated_bert import config
+    from gated_bert.pruning import groups, schedules
+    from gated_bert.pruning.methods import spt
+
+    assert config.PRUNING_METHODS == methods.method_names()
+    assert config.GRANULARITIES == groups.GRANULARITIES
+    assert config.EPOCH_SCHEDULE_KINDS == schedules.EPOCH_SCHEDULE_KINDS
+    assert config.SPT_CREDITS is spt.CREDITS
+
+
+HISTORY = re.compile(r"session [0-9]|\bthe (quality )?issue\b|\bthe bar\b|the spec", re.IGNORECASE)
+ALLOWED = re.compile(r"scope=\"session\"|start_new_session")
+
+
+def history_words(paths) -> list[str]:
+    """Lines that speak of the development history (sessions, issues, the bar, the spec)."""
+    found = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if HISTORY.search(ALLOWED.sub("", line)):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:80]}")
+    return found
+
+
+def test_no_development_history_in_the_product():
+    texts = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    code = [*SOURCES, *sorted((REPO / "benchmarks").rglob("*.py"))]
+    assert history_words(texts + code) == []
+
+
+def test_the_history_check_can_fail(tmp_path):
+    (tmp_path / "page.md").write_text('Measured in session 12; see the issue.\nscope="session" is fine\n')
+    lines = (tmp_path / "page.md").read_text().splitlines()
+    assert [bool(HISTORY.search(ALLOWED.sub("", line))) for line in lines] == [True, False]
 
 
 def test_the_check_above_can_fail(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 
 from gated_bert.config import DEFAULT_SPARSITY_STEPS, GatedBertConfig, apply_environment
 from gated_bert.errors import ConfigError
+from gated_bert.pruning.resolve import resolve
 
 
-def test_spec_defaults():
+def test_documented_defaults():
     c = GatedBertConfig()
     assert (c.epochs, c.batch_size, c.learning_rate, c.dropout_rate) == (25, 96, 2e-5, 0.0)
     assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (
@@ -18,7 +19,7 @@ def test_spec_defaults():
     )
     assert (c.spt_explore_per_layer, c.spt_reward_alpha, c.movement_schedule) == (False, 0.125, "cubic")
     assert (c.spt_credit, c.spt_min_probes, c.movement_score_init) == ("saliency", 8, "zeros")
-    assert c.pruning_updates == "step" and c.effective_movement_frequency == 10  # spt
+    assert c.pruning_updates == "step" and resolve(c).movement_pruning_frequency_steps == 10  # spt
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5
     assert c.pruning_method == "spt" and c.enable_pruning
@@ -39,7 +40,7 @@ def test_presets_and_size_scaled_defaults(size, shape, epsilon, frequency):
     assert (arch.num_layers, arch.d_model, arch.num_heads, arch.dff) == shape
     assert (arch.vocab_size, arch.max_len) == (30522, 128)
     assert c.effective_spt_epsilon == epsilon
-    assert c.effective_movement_frequency == frequency
+    assert resolve(c).movement_pruning_frequency_steps == frequency
 
 
 def test_custom_size_overrides_preset():
@@ -135,13 +136,19 @@ def test_environment_overrides():
         apply_environment({}, {"BENCHMARK_EPOCHS": "ten"})
 
 
-def test_effective_schedule_and_scope():
-    assert GatedBertConfig(pruning_method="magnitude").effective_schedule == "linear"
-    assert GatedBertConfig(pruning_method="movement", movement_schedule="cubic").effective_schedule == "cubic"
-    assert GatedBertConfig(pruning_method="spt").effective_schedule == "steps"
-    assert GatedBertConfig(pruning_method="magnitude", sparsity_steps=(10, 20)).effective_schedule == "steps"
-    assert GatedBertConfig(pruning_method="spt").effective_scope == "global"
-    assert GatedBertConfig(pruning_method="movement").effective_scope == "per_layer"
+def test_resolved_schedule_and_scope():
+    assert resolve(GatedBertConfig(pruning_method="magnitude")).sparsity_schedule == "linear"
+    assert (
+        resolve(GatedBertConfig(pruning_method="movement", movement_schedule="cubic")).sparsity_schedule
+        == "cubic"
+    )
+    assert resolve(GatedBertConfig(pruning_method="spt")).sparsity_schedule == "steps"
+    assert (
+        resolve(GatedBertConfig(pruning_method="magnitude", sparsity_steps=(10, 20))).sparsity_schedule
+        == "steps"
+    )
+    assert resolve(GatedBertConfig(pruning_method="spt")).pruning_scope == "global"
+    assert resolve(GatedBertConfig(pruning_method="movement")).pruning_scope == "per_layer"
 
 
 def test_replacing_the_method_of_a_baseline_config_switches_pruning_on():
@@ -151,3 +158,11 @@ def test_replacing_the_method_of_a_baseline_config_switches_pruning_on():
     assert pruned.pruning_method == "magnitude" and pruned.enable_pruning
     assert pruned.replace(pruning_method="none").enable_pruning is False
     assert baseline.replace(epochs=3).pruning_method == "none"
+
+
+def test_resolving_twice_changes_nothing():
+    for method in ("none", "magnitude", "movement", "spt", "random"):
+        once = resolve(GatedBertConfig(pruning_method=method, model_size="tiny"))
+        assert resolve(once) == once
+        assert "auto" not in (once.sparsity_schedule, once.pruning_scope)
+        assert once.movement_pruning_frequency_steps is not None and once.spt_epsilon is not None

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from gated_bert.cli import main
+from gated_bert.pruning.resolve import resolve
 from tests.conftest import REPO, assert_png
 
 
@@ -121,10 +122,10 @@ def test_schedule_and_scope_flags_reach_every_pruning_config(captured_plan):
         ["-p", "random,magnitude,spt", "--sparsity-schedule", "cubic", "--pruning-scope", "global"],
         captured_plan,
     )
-    assert [c.effective_schedule for c in plan.configs] == ["cubic"] * 3
-    assert [c.effective_scope for c in plan.configs] == ["global"] * 3
+    assert [resolve(c).sparsity_schedule for c in plan.configs] == ["cubic"] * 3
+    assert [resolve(c).pruning_scope for c in plan.configs] == ["global"] * 3
     plan, _ = _parse(["-p", "magnitude,spt"], captured_plan)  # the defaults differ per method
-    assert [(c.effective_schedule, c.effective_scope) for c in plan.configs] == [
+    assert [(resolve(c).sparsity_schedule, resolve(c).pruning_scope) for c in plan.configs] == [
         ("linear", "per_layer"),
         ("steps", "global"),
     ]

@@ -89,7 +89,8 @@ def test_magnitude_removes_the_weakest_whole_groups_exactly(granularity, scope):
 
 @pytest.mark.parametrize("method", ["magnitude", "movement", "spt", "random"])
 def test_training_with_structured_granularity_reaches_the_target_in_groups(sst2_dir, method):
-    from gated_bert.training.fit import fit, prepare_data
+    from gated_bert.data.prepare import prepare_data
+    from gated_bert.training.fit import fit
 
     config = micro_config(
         data_dir=str(sst2_dir),

@@ -37,7 +37,8 @@ def test_no_warmup_starts_at_the_peak():
 
 
 def test_training_follows_the_schedule(sst2_dir):
-    from gated_bert.training.fit import fit, prepare_data
+    from gated_bert.data.prepare import prepare_data
+    from gated_bert.training.fit import fit
 
     config = micro_config(data_dir=str(sst2_dir), epochs=3, lr_schedule="linear", warmup_ratio=0.25)
     prepared = prepare_data(config)

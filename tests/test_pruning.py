@@ -9,6 +9,7 @@ from gated_bert.pruning.masks import mask_for
 from gated_bert.pruning.methods.magnitude import magnitude_importance
 from gated_bert.pruning.methods.movement import movement_importance
 from gated_bert.pruning.methods.spt import SptExplorer, rank_importance, reward_update, sort_keys
+from gated_bert.training.fused_adam import FusedAdam
 from tests.conftest import micro_config
 
 
@@ -278,7 +279,7 @@ def test_methods_name_the_state_a_checkpoint_needs():
         config = micro_config(pruning_method=method, pruning_start_epoch=1, pruning_end_epoch=2)
         model = build_model(config.architecture(), 2, with_scores=needs_scores(method))
         pruner = Pruner(config, model, steps_per_epoch=10)
-        pruner.method.extra_optimizer()
+        pruner.method.extra_optimizer(FusedAdam)
         state = pruner.method.state()
         assert set(state) == keys, method
         if method == "spt":

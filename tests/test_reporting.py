@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from gated_bert import reporting
+from gated_bert.data.prepare import prepare_data
 from gated_bert.inference import TextPredictor, predict_outputs
-from gated_bert.training.fit import build_classifier, prepare_data
+from gated_bert.training.fit import build_classifier
 from tests.conftest import assert_png, micro_config
 
 ROW = {

@@ -114,8 +114,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(glue_dir, tmp_path, m
 def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency):
     """Interrupted after epoch 2 and resumed: every row and every saved array equal the uninterrupted run's
     (movement at its default, ranked inside the train step after every step, too)."""
+    from gated_bert.data.prepare import prepare_data
     from gated_bert.training import checkpoint
-    from gated_bert.training.fit import fit, prepare_data
+    from gated_bert.training.fit import fit
 
     class Interrupt(Exception):
         pass

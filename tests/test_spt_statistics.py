@@ -19,9 +19,10 @@ import tensorflow as tf
 from scipy.stats import spearmanr
 
 from gated_bert.data.batching import pad_batch
+from gated_bert.data.prepare import prepare_data
 from gated_bert.pruning import groups
 from gated_bert.pruning.pruner import Pruner
-from gated_bert.training.fit import fit, prepare_data, task_loss
+from gated_bert.training.fit import fit, task_loss
 from tests.conftest import micro_config, write_sst2
 
 NEURONS = 32

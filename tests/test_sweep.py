@@ -7,8 +7,9 @@ import optuna
 import pytest
 
 from gated_bert.errors import ConfigError
-from gated_bert.sweep.runner import SweepSettings, make_storage, run_sweep
+from gated_bert.sweep.runner import SweepSettings, run_sweep
 from gated_bert.sweep.search_space import default_space, load_space, suggest_config
+from gated_bert.sweep.storage import make_storage
 from tests.conftest import MICRO_FLAGS, cli_env, micro_config
 
 

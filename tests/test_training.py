@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gated_bert.data.prepare import prepare_data
 from gated_bert.model import prunable_kernels
 from gated_bert.pruning.methods import get_method
+from gated_bert.pruning.resolve import resolve
 from gated_bert.training import fit as fit_module
 from gated_bert.training.callbacks import NanGuard, TrainingDivergedError
-from gated_bert.training.fit import fit, prepare_data
+from gated_bert.training.fit import fit
 from tests.conftest import micro_config
 
 
@@ -34,7 +36,7 @@ def test_every_method_reaches_target_exactly(sst2_dir, method, target):
     sizes = [int(np.prod(k.layer.mask.shape)) for k in kernels]
     zeros = [int((k.layer.mask.numpy() == 0).sum()) for k in kernels]
     total = sum(sizes)
-    if config.effective_scope == "global":
+    if resolve(config).pruning_scope == "global":
         assert sum(zeros) == math.floor(target * total + 0.5)
     else:
         for n_zero, size in zip(zeros, sizes):
@@ -413,7 +415,7 @@ def test_xla_is_refused_for_spt_and_auto_keeps_it_off(monkeypatch):
     from gated_bert.errors import ConfigError
 
     with pytest.raises(ConfigError, match="jit_compile true does not work with pruning_method spt"):
-        micro_config(pruning_method="spt", jit_compile="true")
+        resolve(micro_config(pruning_method="spt", jit_compile="true"))
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu:0"])
     assert fit_module.use_xla(micro_config(pruning_method="magnitude"))
     assert not fit_module.use_xla(micro_config(pruning_method="spt"))

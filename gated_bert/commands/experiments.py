@@ -8,7 +8,7 @@ import click
 
 from gated_bert.experiments.plan import DEFAULT_METHODS, OUTPUT_MODES
 from gated_bert.options import experiment_options, experiment_values
-from gated_bert.pruning.methods import labels
+from gated_bert.pruning.names import labels
 
 MODE_CHOICES = {"1": "bars", "2": "logs", "3": "both"}
 

@@ -120,8 +120,8 @@ def make_dataset(
 
     `repeat`: one endless pipeline, epoch after epoch in the same orders (give `fit` its
     `steps_per_epoch`): Keras then keeps one iterator for the whole run. A new iterator per
-    epoch sometimes stalled 1-20 s before the epoch's first batch (docs/training.md, "The
-    ranking inside the train step").
+    epoch sometimes stalled before the epoch's first batch (docs/training.md, "One data
+    iterator per run").
     """
     lengths = split.lengths
     epochs = itertools.count(first_epoch)

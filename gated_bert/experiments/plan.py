@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
-from gated_bert.pruning.methods import from_label, labels
+from gated_bert.pruning.names import from_label, labels
 
 DEFAULT_METHODS = (
     "random",

@@ -4,7 +4,7 @@ On TensorFlow the token rows are read from the table variable by index (a
 ResourceGather), not by reading the whole table and gathering from the copy
 (Keras' `Embedding.call`): once the lazy AdamW has written rows by scatter, TensorFlow
 copies a variable on every whole read, and the token table is most of the model
-(`docs/training.md`, "Token rows by index, BiasAdd, one thread per op").
+(`docs/training.md`, "Token rows by index, BiasAdd").
 """
 
 from __future__ import annotations

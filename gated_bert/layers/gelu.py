@@ -2,10 +2,8 @@
 
 gelu(x) = x * Phi(x), Phi the standard normal CDF (Keras' `gelu`, approximate=False);
 d/dx = Phi(x) + x * phi(x), phi the normal density. Autodiff through Keras' gelu
-builds about twice as many TensorFlow ops for the backward pass; on a 2-core CPU one
-GELU of a tiny step (1,225 x 512 values), forward and backward, took 2.2-2.5 ms with
-Keras' ops and 1.5-2.0 ms with this one. Same values and gradients to float32
-rounding (tests/test_model.py).
+builds about twice as many TensorFlow ops for the backward pass (docs/training.md).
+Same values and gradients to float32 rounding (tests/test_model.py).
 """
 
 from __future__ import annotations

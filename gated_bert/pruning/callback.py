@@ -19,71 +19,48 @@ class PruningCallback(keras.callbacks.Callback):
     method hears of every epoch's start (SPT probes only inside the window).
     Put it before any callback that evaluates at epoch end.
 
-    When the trainer ranks inside its train step (`ranks_in_step`: a method that re-ranks
-    after every step from its `ranking_variables`, movement's default), the step asks
-    `in_step_target` after its optimizer update and writes the masks itself; the callback
-    then only counts steps. Same schedule, same masks, without a host round trip per step.
+    The decision of when an update is due belongs to the Pruner's `ScheduleCursor`; when
+    the trainer ranks inside its train step (movement's default), the step asks the same
+    cursor and writes the masks, and this callback only advances it.
     """
 
     def __init__(self, pruner: Pruner):
         super().__init__()
         self.pruner = pruner
-        self.step = 0
-        self.batch = 0  # the epoch's batch in training (for the ranking inside the train step)
-        self.current_target = 0.0  # target of the latest mask update
-        self.reselecting = False  # inside the window, after an update with a nonzero target
-        self.in_step = False  # the train step ranks (set at train begin from the trainer)
-
-    def on_train_begin(self, logs=None):
-        self.in_step = bool(getattr(self.model, "ranks_in_step", False))
+        self.cursor = pruner.cursor
 
     def on_epoch_begin(self, epoch, logs=None):
         in_window = self.pruner.in_window(epoch + 1)
         self.pruner.method.on_epoch_begin(epoch + 1, in_window)
-        self.reselecting = (
-            self.pruner.reselect_frequency is not None and in_window and self.current_target > 0
-        )
+        self.cursor.begin_epoch(in_window)
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.batch = batch
+        self.cursor.begin_batch(batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.in_step:
-            return  # the train step ranked already (`in_step_target`)
-        target = self._due(self.step, batch)
+        target = None if self.cursor.ranked_in_step else self.cursor.due_after_step()
+        self.cursor.advance()
         if target is not None:
             self.pruner.apply(target)
 
-    def in_step_target(self) -> float | None:
-        """From inside the train step, after its optimizer update: the target of the mask update
-        due after this step, or None (the same decision `on_train_batch_end` makes otherwise)."""
-        return self._due(self.step + 1, self.batch)
-
-    def _due(self, step: int, batch: int) -> float | None:
-        """The target of the mask update after optimizer step `step` (the epoch's batch `batch`),
-        or None when no update is due."""
-        schedule = self.pruner.step_schedule
-        if schedule is not None and schedule.is_update_step(step):
-            self.current_target = schedule.sparsity_at(step)
-            return self.current_target
-        if self.reselecting and batch % self.pruner.reselect_frequency == 0:
-            return self.current_target
-        return None
-
     def on_epoch_end(self, epoch, logs=None):
-        schedule = self.pruner.epoch_schedule
-        if schedule is not None and schedule.is_update_step(epoch + 1):
-            self._apply(schedule.sparsity_at(epoch + 1))
+        target = self.cursor.due_at_epoch_end(epoch + 1)
+        if target is not None:
+            self.pruner.apply(target)
         if logs is not None:
-            logs[names.TARGET_SPARSITY] = self.current_target
+            logs[names.TARGET_SPARSITY] = self.cursor.current_target
             for kind, share in self.pruner.group_sparsity().items():
                 logs[f"{names.GROUP_SPARSITY}/{kind}"] = share
-
-    def _apply(self, target: float) -> None:
-        self.pruner.apply(target)
-        self.current_target = target
 
     def on_train_end(self, logs=None):
         self.pruner.method.on_train_end()
         self.pruner.zero_pruned_kernels()
+
+    def state(self) -> dict:
+        """The schedule's position, for a checkpoint (`TrainingState`'s pruning fields)."""
+        return self.cursor.state()
+
+    def load_state(self, pruning_step: int, current_target: float, method_state: dict) -> None:
+        """Continue from a checkpoint: the schedule's position and the method's plain state."""
+        self.cursor.load_state(pruning_step, current_target)
+        self.pruner.method.load_state(method_state)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gated_bert.config import GRANULARITIES  # noqa: F401  (defined once, with the config)
 from gated_bert.pruning.masks import mask_for, split_like
 
-GRANULARITIES = ("weight", "neuron", "head", "structured")
 PRUNED = -1.0  # the importance of a pruned weight (see methods.base)
 
 

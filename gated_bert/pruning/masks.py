@@ -115,8 +115,8 @@ def _kth_smallest(flat: np.ndarray, k: int) -> tuple[float, Cut | None]:
     """The value at position k of the sorted array, as `np.partition(flat, k)[k]`, and its `Cut`.
 
     When more than half the entries share the lowest value (weights already pruned, scored
-    -inf or PRUNED), np.partition's introselect slows down 10-30x (1M entries: 20-45 ms instead
-    of 1.5 ms); then only the other entries are searched.
+    -inf or PRUNED), np.partition's introselect slows down by an order of magnitude; then only
+    the other entries are searched.
     """
     lowest = flat.min()
     floor = flat == lowest
@@ -142,18 +142,15 @@ def _select(flat: np.ndarray, k: int, lowest=None) -> tuple[float, Cut | None]:
 
     A sorted random sample of `SAMPLE_SIZE` values (fixed seed; drawn with replacement, so
     the binomial margin holds) gives two values that bracket the k-th with high probability
-    (4 binomial standard deviations either side); a strided sample aliased with the kernels'
-    rows (tiny's 2^20 weights sampled every 256th: one column per kernel) and missed the
-    bracket, which cost a whole partition (100-117 instead of 4-9 ms per SPT update);
-    three counting passes confirm that they do, and only the values between them
-    are partitioned (`mask_for` on 131,072 values 3.5x faster here, on all of
-    tiny's kernels 2.2x: `benchmarks/ranking.py`). If the sample misled, the whole
+    (4 binomial standard deviations either side; a strided sample would alias with the
+    kernels' rows); three counting passes confirm that they do, and only the values between
+    them are partitioned (`benchmarks/ranking.py`). If the sample misled, the whole
     array is partitioned, so the result never depends on the sample.
 
     `lowest`: the array's minimum when more than k values are above it (the k-th is above it):
     a bracket starting at it would hold every tied lowest value (SPT's pruned weights, -inf, a
-    third of them at 30% sparsity) and partition them all, at introselect's slow pace with ties
-    (24-34 ms instead of ~4 per SPT update here), so the bracket starts just above it.
+    third of them at 30% sparsity) and partition them all, at introselect's slow pace with ties,
+    so the bracket starts just above it.
     """
     n = flat.size
     if n < 4 * SAMPLE_SIZE:

@@ -2,8 +2,8 @@
 
 It joins the method's importances, a scope (per layer or global) and
 `cut_mask`, writes the masks (`MaskWriter`, one call), and knows the schedule. It holds no training
-loop: the `PruningCallback` decides when to call it (for a method that re-ranks after every step,
-from inside the train step: `flat_masks_of`).
+loop: its `ScheduleCursor` says when an update is due, the `PruningCallback` advances the cursor
+and calls `apply` (for a method that re-ranks after every step, the train step calls `flat_masks_of`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import numpy as np
 from gated_bert.config import GatedBertConfig
 from gated_bert.model import PrunableKernel, prunable_kernels
 from gated_bert.pruning import groups
+from gated_bert.pruning.cursor import ScheduleCursor
 from gated_bert.pruning.masks import Cut, cut_mask, global_masks
 from gated_bert.pruning.methods import PruningMethod, get_method, is_baseline
+from gated_bert.pruning.resolve import resolve
 from gated_bert.pruning.schedules import EpochSchedule, StepSchedule
 from gated_bert.pruning.transfer import MaskWriter
 
@@ -31,8 +33,9 @@ class Pruner:
     def __init__(self, config: GatedBertConfig, model, steps_per_epoch: int):
         if is_baseline(config.pruning_method):
             raise ValueError("Pruner needs a pruning method; the baseline has none")
+        config = resolve(config)  # the run's config is resolved already: then this changes nothing
         self.config = config
-        self.scope = config.effective_scope
+        self.scope = config.pruning_scope
         self.granularity = config.pruning_granularity
         self.num_heads = config.architecture().num_heads
         self.kernels: list[PrunableKernel] = prunable_kernels(model)
@@ -45,28 +48,29 @@ class Pruner:
         self.epoch_schedule: EpochSchedule | None = None
         # epoch updates: steps between re-selections at the held target (None: the mask is held)
         self.reselect_frequency: int | None = None
-        kind = config.effective_schedule
+        kind = config.sparsity_schedule
         if config.pruning_updates == "step":
             self.step_schedule = StepSchedule(
                 kind=kind,
                 begin_step=(config.pruning_start_epoch - 1) * steps_per_epoch,
                 end_step=config.pruning_end_epoch * steps_per_epoch,
-                frequency=config.effective_movement_frequency,
+                frequency=config.movement_pruning_frequency_steps,
                 start_sparsity=config.start_sparsity,
                 end_sparsity=config.end_sparsity,
-                steps_percent=config.effective_sparsity_steps,
+                steps_percent=config.sparsity_steps,
             )
         else:
             if self.method.reselects:
-                self.reselect_frequency = config.effective_movement_frequency
+                self.reselect_frequency = config.movement_pruning_frequency_steps
             self.epoch_schedule = EpochSchedule(
                 kind=kind,
                 start_epoch=config.pruning_start_epoch,
                 end_epoch=config.pruning_end_epoch,
                 start_sparsity=config.start_sparsity,
                 end_sparsity=config.end_sparsity,
-                steps_percent=config.effective_sparsity_steps,
+                steps_percent=config.sparsity_steps,
             )
+        self.cursor = ScheduleCursor(self.step_schedule, self.epoch_schedule, self.reselect_frequency)
 
     def in_window(self, epoch: int) -> bool:
         return self.config.pruning_start_epoch <= epoch <= self.config.pruning_end_epoch
@@ -75,7 +79,9 @@ class Pruner:
     def ranks_every_step(self) -> bool:
         """The method re-ranks after every optimizer step from its `ranking_variables` alone
         (movement's default), so the trainer can rank inside the train step."""
-        return self.method.ranking_variables() is not None and self.config.effective_movement_frequency == 1
+        return (
+            self.method.ranking_variables() is not None and self.config.movement_pruning_frequency_steps == 1
+        )
 
     def apply(self, target_sparsity: float) -> None:
         """Set every mask so that `target_sparsity` of the prunable weights are 0 (of the groups

@@ -2,11 +2,10 @@
 
 A mask update reads what the method ranks by (scores, kernels, masks) and
 writes every mask. One variable at a time, each read and each write pays
-TensorFlow's eager dispatch: on tiny's 12 kernels 0.61 ms to read the scores
-and 1.14 ms to write float32 masks, against 0.39 and 0.59 ms for one call each
-way here, the masks sent as one flat boolean array (a quarter of the bytes).
-Movement pays it after every optimizer step. docs/training.md ("Mask updates:
-one call each way, a bracket from the last cut") has the figures.
+TensorFlow's eager dispatch; here one call goes each way, the masks sent as one
+flat boolean array (a quarter of the bytes). Movement pays it after every
+optimizer step. docs/training.md ("Mask updates: one call each way, a bracket
+from the last cut") has the figures.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ class VariableReader:
     def __init__(self, variables):
         self.variables = list(variables)
         read = tf.function(lambda: [tf.convert_to_tensor(v) for v in self.variables])
-        # traced now (~0.1 s), not at the first mask update; called as the concrete function, which
-        # skips tf.function's argument binding and cache look-up (0.06-0.1 ms of a ~0.2 ms call here)
+        # traced now, not inside the first mask update; called as the concrete function, which
+        # skips tf.function's argument binding and cache look-up
         self._read = read.get_concrete_function()
 
     def __call__(self) -> list[np.ndarray]:
         """The values, as read-only arrays over the read tensors' buffers (`.numpy()` would copy
-        each: 1.5 ms of SPT's 3.4 ms read on tiny)."""
+        each)."""
         return [np.asarray(value) for value in self._read()]
 
 

@@ -8,6 +8,7 @@ import optuna
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.sweep.search_space import load_space, suggest_config
+from gated_bert.sweep.storage import INVOCATION_TAG, WORKER_PID
 from gated_bert.tasks import TASKS
 
 
@@ -58,13 +59,11 @@ class Objective:
 
         from gated_bert import tracking
         from gated_bert.run import train
-        from gated_bert.sweep import runner
-        from gated_bert.sweep.supervisor import WORKER_PID
 
         trial.set_user_attr(WORKER_PID, os.getpid())  # the parent retries the trial if this process dies
         config = suggest_config(trial, self.space, self.base)
         tags = {"optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)}
-        run_tags = {**tags, runner.INVOCATION_TAG: self.invocation}
+        run_tags = {**tags, INVOCATION_TAG: self.invocation}
 
         def report(row):
             value = row.get(self.metric, float("nan"))

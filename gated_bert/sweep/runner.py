@@ -14,12 +14,11 @@ import logging
 import os
 import signal
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from gated_bert import stores
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError, redact
+from gated_bert.sweep.storage import INVOCATION_TAG, default_storage_path, make_storage
 from gated_bert.sweep.supervisor import run_workers
 from gated_bert.workers import cpu_share, worker_environment
 
@@ -28,7 +27,6 @@ SAMPLERS = ("tpe", "random")
 OBJECTIVES = ("final", "best_at_target", "window_mean")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the sweep's one MLflow parent run
 JOIN_WAIT_SECONDS = 60
-INVOCATION_TAG = "gated_bert.sweep_invocation"  # trial runs: which invocation ran them
 PRUNERS = ("median", "hyperband", "none")
 
 
@@ -88,68 +86,6 @@ class SweepResult:
     best_value: float | None
     best_params: dict
     states: dict[str, int]
-
-
-# ------------------------------------------------------------------ storage
-def default_storage_path() -> Path:
-    """A journal file next to the MLflow store (sqlite file's folder, else cwd)."""
-    from gated_bert.tracking import sqlite_path
-
-    database = sqlite_path(os.environ.get("MLFLOW_TRACKING_URI", ""))
-    folder = database.resolve().parent if database is not None else Path.cwd()
-    return folder / "optuna_journal.log"
-
-
-def make_storage(spec: str):
-    """An Optuna storage: an RDB URL as is, anything else a journal file path.
-
-    A missing database driver or an unreachable server raises ConfigError naming
-    the URL without its password.
-    """
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    if "://" not in spec:
-        folder = Path(spec).resolve().parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"--storage {redact(spec)}: folder {str(folder)!r} does not exist; give a journal file "
-                "in an existing folder or a database URL such as postgresql://user:password@host/db"
-            )
-        try:
-            return optuna.storages.JournalStorage(JournalFileBackend(spec))
-        except OSError as err:
-            raise ConfigError(
-                f"--storage {redact(spec)}: cannot write the journal file ({err.strerror or err}); "
-                "give a writable path"
-            ) from None
-    problem = stores.database_problem(spec)
-    if problem is None:
-        try:
-            return _rdb_storage(spec)
-        except Exception as err:  # a database Optuna cannot use
-            problem = stores.describe(err, spec)
-    raise ConfigError(
-        f"--storage {redact(spec)}: cannot open the database ({problem}); check that the server is up "
-        "and the URL is right"
-    )
-
-
-def _rdb_storage(spec: str, attempts: int = 5):
-    """Optuna's RDB storage; two machines creating its tables in an empty database at once
-    collide (a duplicate key or table): the loser waits a moment and finds them made."""
-    import time
-
-    import optuna
-    import sqlalchemy.exc
-
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(spec)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1 + attempt)
 
 
 def make_sampler(settings: SweepSettings, worker: int):

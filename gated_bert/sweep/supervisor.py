@@ -17,10 +17,11 @@ import os
 import signal
 import time
 
+from gated_bert.sweep.storage import WORKER_PID, make_storage
+
 log = logging.getLogger("gated_bert")
 POLL_SECONDS = 0.5
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying is given up, not restarted forever
-WORKER_PID = "worker_pid"  # trial user attr: which process runs the trial
 
 
 def run_workers(jobs: list, target) -> None:
@@ -63,7 +64,6 @@ def _recover(job, process):
     import optuna
 
     from gated_bert import tracking
-    from gated_bert.sweep.runner import make_storage
 
     log.warning(
         "worker %d (pid %d) died with exit code %s; retrying its trial",

@@ -117,9 +117,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = checkpoint.TrainingState(
             epoch=epoch + 1,
             rows=list(self.recorder.rows),
-            pruning_step=self.pruning.step if self.pruning is not None else 0,
-            current_target=self.pruning.current_target if self.pruning is not None else 0.0,
             method_state=checkpoint.method_plain_state(self.trainer),
+            **(self.pruning.state() if self.pruning is not None else {}),
         )
         checkpoint.save(self.directory, self.classifier, self.trainer, state, self.keep)
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tokenizers import Tokenizer
 
 from gated_bert import metric_names as names
-from gated_bert.config import BERT_VOCAB_SIZE, GatedBertConfig
-from gated_bert.data.batching import EncodedSplit, bucketed_order, make_dataset, padding_share, sorted_eval
-from gated_bert.data.glue import TaskData, load_task
-from gated_bert.data.tokenizer import encode, load_tokenizer, prepare, train_wordpiece, training_texts
+from gated_bert.config import GatedBertConfig
+from gated_bert.data.batching import bucketed_order, make_dataset, padding_share, sorted_eval
+from gated_bert.data.prepare import PreparedData
 from gated_bert.model import build_model, sparse_row_variables
 from gated_bert.pruning import methods
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.pruning.pruner import Pruner
+from gated_bert.pruning.resolve import resolve
 from gated_bert.tasks import Task
 from gated_bert.training import checkpoint, precision
 from gated_bert.training.callbacks import (
@@ -40,20 +39,6 @@ from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.trainer import PruningTrainer
 
 log = logging.getLogger("gated_bert")
-
-
-@dataclass
-class PreparedData:
-    """Everything the data side produces for a run."""
-
-    data: TaskData
-    tokenizer: Tokenizer
-    train: EncodedSplit
-    evals: dict[str, EncodedSplit]
-
-    @property
-    def task(self) -> Task:
-        return self.data.task
 
 
 @dataclass
@@ -78,58 +63,6 @@ def use_xla(config: GatedBertConfig) -> bool:
     return config.jit_compile == "true"
 
 
-_PREPARED: dict[tuple, PreparedData] = {}  # encoded data of this process: sweep trials in a worker share it
-_PREPARED_MAX = 2
-
-
-def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> PreparedData:
-    """Load the task (unless given), get a tokenizer, encode every split.
-
-    The tokenizer is trained on the whole training split; max_train_samples
-    and max_eval_samples then cut the splits. Raises DataError on bad input.
-    The result is kept for the process's next runs on the same data and data
-    settings (sweep trials in one worker encode their data once).
-    """
-    if full is None:
-        full = load_task(config.task, config.data_dir)
-    key = (
-        full.source,
-        config.task,
-        len(full.train),
-        tuple((name, len(split)) for name, split in full.evals.items()),
-        config.tokenizer,
-        config.vocab_size,
-        config.max_len,
-        config.max_train_samples,
-        config.max_eval_samples,
-    )
-    if key not in _PREPARED:
-        if len(_PREPARED) >= _PREPARED_MAX:
-            _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = _encode_task(config, full)
-    return _PREPARED[key]
-
-
-def _encode_task(config: GatedBertConfig, full: TaskData) -> PreparedData:
-    if config.tokenizer:
-        tokenizer = load_tokenizer(config.tokenizer, config.vocab_size)
-    else:
-        tokenizer = train_wordpiece(training_texts(full.train), config.vocab_size or BERT_VOCAB_SIZE)
-    tokenizer = prepare(tokenizer, config.max_len)
-    data = TaskData(
-        full.task,
-        full.train.head(config.max_train_samples),
-        {name: split.head(config.max_eval_samples) for name, split in full.evals.items()},
-        full.source,
-    )
-
-    def encoded(split) -> EncodedSplit:
-        token_ids, segment_ids = encode(tokenizer, split)
-        return EncodedSplit(token_ids, segment_ids, split.labels)
-
-    return PreparedData(data, tokenizer, encoded(data.train), {n: encoded(s) for n, s in data.evals.items()})
-
-
 def with_tokenizer_vocab(config: GatedBertConfig, prepared: PreparedData) -> GatedBertConfig:
     """The config with vocab_size resolved: the tokenizer's size unless it was set explicitly."""
     if config.vocab_size is not None:
@@ -147,6 +80,13 @@ def with_machine_settings(config: GatedBertConfig) -> GatedBertConfig:
         gpu=bool(tf.config.list_physical_devices("GPU")),
     )
     return config.replace(matmul_precision=concrete)
+
+
+def training_config(config: GatedBertConfig, prepared: PreparedData) -> GatedBertConfig:
+    """The config a run trains with, every value concrete: the method's defaults
+    (`pruning.resolve`), the tokenizer's vocabulary size, this machine's matmul precision.
+    Idempotent: `run.train` resolves once and logs the result; `fit` then finds nothing to change."""
+    return with_machine_settings(with_tokenizer_vocab(resolve(config), prepared))
 
 
 def build_classifier(config: GatedBertConfig, task: Task) -> keras.Model:
@@ -184,14 +124,14 @@ def fit(
     """Train `config`'s model on `prepared` data; returns the per-epoch rows.
 
     Args:
-        config: the run's configuration.
+        config: the run's configuration (resolved by `training_config` unless it is already).
         prepared: encoded data from `prepare_data`.
         on_epoch_end: optional `fn(row)` called with each epoch's row.
         checkpoint_dir: where per-epoch checkpoints go (None: no checkpoints).
         progress_file: where to write live progress JSON (None: nowhere).
         resume_from: an epoch checkpoint folder to continue from (its epoch's successor on).
     """
-    config = with_machine_settings(with_tokenizer_vocab(config, prepared))
+    config = training_config(config, prepared)  # already resolved when run.train calls
     keras.utils.set_random_seed(config.seed)
     classifier = build_classifier(config, prepared.task)
     xla = use_xla(config)
@@ -254,9 +194,7 @@ def _restore(folder: Path, classifier, trainer, recorder: HistoryRecorder, pruni
     state = checkpoint.restore(folder, classifier, trainer)
     recorder.rows = list(state.rows)
     if pruning is not None:
-        pruning.step = state.pruning_step
-        pruning.current_target = state.current_target
-        pruning.pruner.method.load_state(state.method_state)
+        pruning.load_state(state.pruning_step, state.current_target, state.method_state)
     return state.epoch
 
 

@@ -11,7 +11,7 @@ with Keras' formulas and order of operations:
     v += (g^2 - v) * (1 - beta_2)
     var -= m * alpha / (sqrt(v) + epsilon),  alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
 
-so the results equal Keras' up to float32 rounding (tests/test_training_speed.py).
+so the results equal Keras' up to float32 rounding (tests/test_training.py).
 The moments are Keras' own slot variables (checkpoints and `LazyAdamW` read
 them as before); AdamW's decoupled weight decay stays Keras' (applied to the
 variables before their update). With amsgrad, or a variable that is not a

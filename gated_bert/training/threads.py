@@ -4,10 +4,8 @@ TensorFlow runs independent ops of a step side by side (inter-op threads) and
 splits each op over intra-op threads (by default as many as the CPUs). On a
 2-CPU machine most ops of a training step are small (tiny's matmuls are 1,225
 x 256 x 512): splitting each over both CPUs costs more in hand-offs than it
-gains, while two ops, one per CPU, keep both busy. Measured on a 2-core AMD
-EPYC (docs/training.md, "Token rows by index, BiasAdd, one thread per op"): tiny epochs 0.90-0.93x
-and small epochs 0.90x (medians) with one intra-op thread, the real
-`gated-bert train` 1.04-1.07x the examples per second. Larger machines were not
+gains, while two ops, one per CPU, keep both busy (docs/training.md, "One
+TensorFlow thread per op on small machines"). Larger machines were not
 measured, so they keep TensorFlow's default.
 
 The setting is read by TensorFlow when it starts, from `TF_NUM_INTRAOP_THREADS`;

@@ -3,15 +3,16 @@
 The classifier stays a plain functional model (that is what gets saved and
 served); the trainer adds, inside the compiled step, what the pruning method
 asks for:
-- its extra variables (movement's scores) trained by its own optimizer,
+- its extra variables (movement's scores), trained by an Adam the trainer builds at the
+  method's learning rate,
 - its train-step hook (SPT's probe), run after the gradients are taken and
   before they are applied, so both losses see the same weights; the hook can
   repeat the training pass with the same dropout draws (`repeat_loss`);
 - for a method that re-ranks after every step from its `ranking_variables`
   (movement's default), the ranking itself, after the optimizer update: the
-  values go to the host (`tf.numpy_function`), the `PruningCallback` says which
-  target is due, the `Pruner` ranks, and the masks are assigned in the step.
-  Ranked between steps instead, each step paid two more calls into TensorFlow
+  values go to the host (`tf.numpy_function`), the Pruner's `ScheduleCursor` says
+  which target is due, the `Pruner` ranks, and the masks are assigned in the step.
+  Ranked between steps instead, each step pays two more calls into TensorFlow
   and the host's wait for them (docs/training.md, "The ranking inside the train
   step").
 """
@@ -23,7 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from gated_bert.pruning.callback import PruningCallback
+from gated_bert.training import dropout_replay
 from gated_bert.training.callbacks import LOSS_CHECK
+from gated_bert.training.fused_adam import FusedAdam
 from gated_bert.training.lazy_adamw import LazyAdamW
 from gated_bert.training.precision import matmul_dtype
 
@@ -60,21 +63,17 @@ class PruningTrainer(keras.Model):
         self.lazy_variables = list(lazy_variables)
         apart = {id(v) for v in self.extra_variables + self.lazy_variables}
         self.weight_variables = [v for v in classifier.trainable_variables if id(v) not in apart]
-        self.extra_optimizer = self.method.extra_optimizer() if self.extra_variables else None
+        self.extra_optimizer = self.method.extra_optimizer(FusedAdam) if self.extra_variables else None
         self.lazy_updates: list[LazyAdamW] = []
-        self.pruning_callback: PruningCallback | None = None  # set by fit
+        self.ranking_in_step = False  # set by fit (`ranks_in_step`)
         self._no_masks = np.zeros(0, dtype=bool)  # what the host ranking returns when none is due
-        # where each prunable kernel's gradient sits among the weight gradients (SPT's estimates use them)
+        # what a method's step hook is given: each prunable kernel's gradient (by its position
+        # among the weight gradients) and the training pass repeated with the same dropout draws
+        self.hooked = self.method is not None and self.method.has_step_hook
         position = {id(v): i for i, v in enumerate(self.weight_variables)}
-        kernels = self.method.kernels if self.method is not None else []
+        kernels = self.method.kernels if self.hooked else []
         self.kernel_positions = [position.get(id(k.layer.kernel)) for k in kernels]
-        # the dropout layers' random states, so a hook can repeat the training pass's dropout draws
-        # (Keras has no public recursive layer list; _flatten_layers is what Model.layers builds on)
-        self.dropout_states = [
-            layer.seed_generator.state
-            for layer in classifier._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.Dropout) and getattr(layer, "seed_generator", None) is not None
-        ]
+        self.dropout_states = dropout_replay.dropout_states(classifier) if self.hooked else []
 
     def compile(self, optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
@@ -99,17 +98,18 @@ class PruningTrainer(keras.Model):
                 "PruningTrainer has a pruner but no PruningCallback: pass "
                 "callbacks=[PruningCallback(pruner), ...] to fit(), or the masks never change"
             )
-        self.pruning_callback = pruning[0] if pruning else None
+        self.ranking_in_step = self.ranks_in_step  # decided once per fit, before the step is traced
+        if self.pruner is not None:
+            self.pruner.cursor.ranked_in_step = self.ranking_in_step  # the callback stands aside then
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     @property
     def ranks_in_step(self) -> bool:
-        """Whether the train step ranks (the `PruningCallback` asks at train begin): the method
-        re-ranks after every step from its ranking variables, one step per call, and the step
-        is not compiled by XLA (which cannot call the host)."""
+        """Whether the train step ranks: the method re-ranks after every step from its ranking
+        variables, one step per call, and the step is not compiled by XLA (which cannot call
+        the host)."""
         return (
             self.pruner is not None
-            and self.pruning_callback is not None
             and self.pruner.ranks_every_step
             and not self.jit_compile
             and self.steps_per_execution == 1
@@ -123,8 +123,8 @@ class PruningTrainer(keras.Model):
     def _train_step(self, data):
         x, y = data
         # the dropout layers' random states before the pass, for a method's hook to repeat it
-        hooked = self.method is not None and self.method.has_step_hook
-        dropout_draws = [tf.identity(s.value) for s in self.dropout_states] if hooked else []
+        hooked = self.hooked
+        dropout_draws = dropout_replay.capture(self.dropout_states) if hooked else []
         with tf.GradientTape() as tape:
             y_pred = self.classifier(x, training=True)
             # stops fit at the first non-finite loss, inside the step: no per-batch host round trip
@@ -138,8 +138,7 @@ class PruningTrainer(keras.Model):
 
             def repeat_loss():
                 """The training pass again with the current masks and the same dropout draws."""
-                for state, draw in zip(self.dropout_states, dropout_draws):
-                    state.assign(draw)
+                dropout_replay.restore(self.dropout_states, dropout_draws)
                 return self.loss_fn(y, self.classifier(x, training=True))
 
             self.method.train_step_hook(repeat_loss, loss, kernel_gradients)
@@ -150,7 +149,7 @@ class PruningTrainer(keras.Model):
             self.optimizer.apply(gradients[:n_weights], self.weight_variables)
             if self.extra_optimizer is not None:
                 self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
-        if self.ranks_in_step:
+        if self.ranking_in_step:
             self._rank()
         return self.compute_metrics(x, y, y_pred)
 
@@ -163,7 +162,7 @@ class PruningTrainer(keras.Model):
 
     def _masks_on_host(self, *values):
         """(whether a mask update is due, the flat masks) for `_rank`, on the host."""
-        target = self.pruning_callback.in_step_target()
+        target = self.pruner.cursor.due_after_step()
         if target is None:
             return np.bool_(False), self._no_masks
         return np.bool_(True), self.pruner.flat_masks_of(list(values), target)

@@ -8,11 +8,13 @@ registry; nothing else compares method names.
 
 from __future__ import annotations
 
+from gated_bert.config import BASELINE, BASELINE_LABEL
 from gated_bert.pruning.methods.base import PRUNED, PruningMethod
 from gated_bert.pruning.methods.magnitude import Magnitude
 from gated_bert.pruning.methods.movement import Movement
 from gated_bert.pruning.methods.random import RandomControl
 from gated_bert.pruning.methods.spt import Spt
+from gated_bert.pruning.names import from_label, is_baseline, label, labels
 
 METHODS: dict[str, type[PruningMethod]] = {
     "magnitude": Magnitude,
@@ -20,17 +22,11 @@ METHODS: dict[str, type[PruningMethod]] = {
     "spt": Spt,
     "random": RandomControl,
 }
-BASELINE = "none"  # no pruning: masks stay all ones
-BASELINE_LABEL = "baseline"  # how results paths, tags and experiments name the baseline
 
 
 def method_names() -> tuple[str, ...]:
     """Every valid `pruning_method` value, the baseline first."""
     return (BASELINE, *METHODS)
-
-
-def is_baseline(name: str) -> bool:
-    return name == BASELINE
 
 
 def get_method(name: str) -> type[PruningMethod]:
@@ -51,24 +47,6 @@ def needs_scores(name: str) -> bool:
 def compiles_with_xla(name: str) -> bool:
     """Whether a train step with method `name` can be XLA-compiled (the baseline's can)."""
     return is_baseline(name) or get_method(name).compiles_with_xla
-
-
-def label(name: str) -> str:
-    """Name used in results paths, tags and experiment lists: 'baseline' for no pruning."""
-    return BASELINE_LABEL if is_baseline(name) else name
-
-
-def from_label(text: str) -> str:
-    """Inverse of `label`: 'baseline' -> 'none'; unknown labels raise ValueError."""
-    if text == BASELINE_LABEL:
-        return BASELINE
-    get_method(text)
-    return text
-
-
-def labels() -> tuple[str, ...]:
-    """Every valid label (experiments' `-p` values)."""
-    return (BASELINE_LABEL, *METHODS)
 
 
 __all__ = [

@@ -7,9 +7,8 @@ kernel, and the state it would need to resume. The `Pruner` turns importances
 into masks (top-k lives in `pruning/masks.py`); the `PruningCallback` decides
 when. A method knows nothing of Keras training loops.
 
-Module-level imports stay numpy-only so that the registry (and through it the
-config) can be imported without TensorFlow; methods that build TF state
-import it where they use it.
+The config does not import the registry, so a method module may import
+TensorFlow at the top.
 """
 
 from __future__ import annotations
@@ -94,8 +93,13 @@ class PruningMethod:
         """Trainable variables that the method trains with its own optimizer (not weights)."""
         return []
 
-    def extra_optimizer(self):
-        """The optimizer of `extra_variables`, or None."""
+    def extra_optimizer(self, make_adam):
+        """The optimizer of `extra_variables`, or None.
+
+        Args:
+            make_adam: `make_adam(learning_rate)` gives an Adam optimizer; the training package
+                supplies it, so a method needs no training code to have its variables trained.
+        """
         return None
 
     def train_step_hook(self, repeat_loss, training_loss, kernel_gradients=None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gated_bert.pruning.methods.base import PRUNED, PruningMethod
+from gated_bert.pruning.transfer import VariableReader
 
 
 def magnitude_importance(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -22,8 +23,6 @@ class Magnitude(PruningMethod):
 
     def __init__(self, config, kernels):
         super().__init__(config, kernels)
-        from gated_bert.pruning.transfer import VariableReader
-
         layers = [kernel.layer for kernel in kernels]  # kernels and masks, read in one call
         self._read = VariableReader([layer.kernel for layer in layers] + [layer.mask for layer in layers])
 

@@ -11,7 +11,7 @@ recomputed from S after every optimizer step (`movement_pruning_frequency_steps`
 (`movement_score_init`), dense before the window and the final mask held after
 it; scope per layer. With `pruning_updates=epoch` the sparsity changes only at
 epoch ends, as for every method, while the top-k is still recomputed every
-step at the latest target (`reselects`). Departures (training from scratch, no distillation):
+step at the latest target (`reselects`). How this differs from the paper's setting:
 docs/pruning.md.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from gated_bert.pruning.methods.base import PruningMethod
+from gated_bert.pruning.transfer import VariableReader
 
 
 def movement_importance(scores: np.ndarray) -> np.ndarray:
@@ -42,8 +43,6 @@ class Movement(PruningMethod):
                 f"movement pruning needs a model built with with_scores=True; {missing[0]} has no scores"
             )
         self._optimizer = None
-        from gated_bert.pruning.transfer import VariableReader
-
         self._read_scores = VariableReader(self.extra_variables())  # every kernel's scores in one call
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
@@ -68,11 +67,9 @@ class Movement(PruningMethod):
     def extra_variables(self) -> list:
         return [kernel.layer.scores for kernel in self.kernels]
 
-    def extra_optimizer(self):
+    def extra_optimizer(self, make_adam):
         if self._optimizer is None:
-            from gated_bert.training.fused_adam import FusedAdam
-
-            self._optimizer = FusedAdam(self.config.movement_scores_learning_rate)
+            self._optimizer = make_adam(self.config.movement_scores_learning_rate)
             self._optimizer.build(self.extra_variables())
         return self._optimizer
 

@@ -1,0 +1,52 @@
+"""The encoder's shape: `Architecture`, the preset sizes and BERT's limits.
+
+Pure Python at the bottom of the package: the config validates against it and
+the model is built from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Layers, hidden size, attention heads, FFN size.
+MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 256, 4, 512),
+    "small": (6, 512, 8, 1024),
+    "base": (12, 768, 12, 3072),
+    "large": (24, 1024, 16, 4096),
+}
+BERT_VOCAB_SIZE = 30522  # BERT's vocabulary: the cap of a trained tokenizer, and the presets' size
+MAX_LEN_LIMIT = 4096  # position embeddings and attention grow with it; BERT stops at 512
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Resolved encoder shape (preset, with any explicit overrides applied)."""
+
+    num_layers: int
+    d_model: int
+    num_heads: int
+    dff: int
+    vocab_size: int
+    max_len: int
+
+
+def preset_architecture(
+    model_size: str,
+    max_len: int,
+    num_layers: int | None = None,
+    d_model: int | None = None,
+    num_heads: int | None = None,
+    dff: int | None = None,
+    vocab_size: int | None = None,
+) -> Architecture:
+    """Preset `model_size` with each given value overriding its own; vocab_size defaults to BERT's."""
+    layers, hidden, heads, inner = MODEL_PRESETS[model_size]
+    return Architecture(
+        num_layers=num_layers or layers,
+        d_model=d_model or hidden,
+        num_heads=num_heads or heads,
+        dff=dff or inner,
+        vocab_size=vocab_size or BERT_VOCAB_SIZE,
+        max_len=max_len,
+    )

@@ -41,7 +41,8 @@ from gated_bert.config import GatedBertConfig  # noqa: E402
 from gated_bert.data.prepare import prepare_data  # noqa: E402
 from gated_bert.pruning.methods import method_names  # noqa: E402
 from gated_bert.training import precision  # noqa: E402
-from gated_bert.training.fit import fit, with_machine_settings  # noqa: E402
+from gated_bert.training.fit import fit  # noqa: E402
+from gated_bert.training.settings import with_machine_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

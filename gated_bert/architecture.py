@@ -6,6 +6,7 @@ the model is built from it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # Layers, hidden size, attention heads, FFN size.
@@ -29,6 +30,23 @@ class Architecture:
     dff: int
     vocab_size: int
     max_len: int
+
+
+def prunable_weights(arch: Architecture) -> int:
+    """Weights of the six gated kernels of every block."""
+    return arch.num_layers * (4 * arch.d_model * arch.d_model + 2 * arch.d_model * arch.dff)
+
+
+def nearest_preset(arch: Architecture) -> str:
+    """The preset whose prunable-weight count is nearest `arch`'s (on a log scale): size-scaled
+    defaults (SPT's exploration rate) for a custom or pretrained shape."""
+    own = math.log(prunable_weights(arch))
+
+    def distance(name: str) -> float:
+        preset = preset_architecture(name, arch.max_len)
+        return abs(math.log(prunable_weights(preset)) - own)
+
+    return min(MODEL_PRESETS, key=distance)
 
 
 def preset_architecture(

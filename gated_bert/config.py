@@ -27,6 +27,7 @@ from gated_bert.architecture import (
     MAX_LEN_LIMIT,
     MODEL_PRESETS,
     Architecture,
+    nearest_preset,
     preset_architecture,
 )
 from gated_bert.errors import ConfigError
@@ -44,6 +45,25 @@ SPT_EPSILON_BY_SIZE: dict[str, float] = {
     "small": 0.005,
     "base": 0.0025,
     "large": 0.001,
+}
+DEFAULT_MODEL_SIZE = "base"
+# Training settings left at auto: from scratch, and fine-tuning a pretrained checkpoint (init_from;
+# docs/pretrained.md has the measurements that chose them).
+SCRATCH_DEFAULTS = {
+    "learning_rate": 2e-5,
+    "lr_schedule": "constant",
+    "warmup_ratio": 0.0,
+    "dropout_rate": 0.0,
+    "batch_size": 96,
+    "pruning_method": "spt",
+}
+FINE_TUNING_DEFAULTS = {
+    "learning_rate": 5e-5,
+    "lr_schedule": "linear",
+    "warmup_ratio": 0.1,
+    "dropout_rate": 0.1,
+    "batch_size": 32,
+    "pruning_method": BASELINE,
 }
 SPARSITY_SCHEDULES = ("auto", *EPOCH_SCHEDULE_KINDS)
 PRUNING_SCOPES = ("auto", "per_layer", "global")
@@ -79,8 +99,10 @@ DEFAULT_SPARSITY_STEPS: tuple[float, ...] = (
 )
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def _help(text: str, none_is_a_value: bool = False, **kwargs: Any) -> Any:
+    """A field with its help text; `none_is_a_value`: the word none is one of its values, not
+    'unset' (the command line and MLproject read 'auto' as unset for it)."""
+    return field(metadata={"help": text, "none_is_a_value": none_is_a_value}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -88,7 +110,16 @@ class GatedBertConfig:
     """Every setting of a gated-bert training run."""
 
     # Model
-    model_size: str = _help("Preset: tiny, small, base or large.", default="base")
+    model_size: str | None = _help(
+        "Preset: tiny, small, base or large (default: base; with init_from, the checkpoint's shape).",
+        default=None,
+    )
+    init_from: str | None = _help(
+        "Start from a pretrained BERT checkpoint: a local HuggingFace folder (config.json, "
+        "model.safetensors, vocab.txt) or a hub model id. Its config.json fixes the shape, its "
+        "tokenizer is used, and the fine-tuning defaults apply (docs/pretrained.md).",
+        default=None,
+    )
     num_layers: int | None = _help("Encoder blocks (overrides the preset).", default=None)
     d_model: int | None = _help("Hidden size (overrides the preset).", default=None)
     num_heads: int | None = _help("Attention heads (overrides the preset).", default=None)
@@ -114,15 +145,27 @@ class GatedBertConfig:
     max_eval_samples: int | None = _help("Use only the first N dev examples.", default=None)
     # Training
     epochs: int = _help("Training epochs (env BENCHMARK_EPOCHS overrides).", default=25)
-    batch_size: int = _help("Examples per batch.", default=96)
-    learning_rate: float = _help("AdamW learning rate.", default=2e-5)
+    batch_size: int | None = _help(
+        "Examples per batch (default: 96 from scratch, 32 with init_from).", default=None
+    )
+    learning_rate: float | None = _help(
+        "AdamW peak learning rate (default: 2e-5 from scratch, 5e-5 with init_from).", default=None
+    )
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
     lr_schedule: str = _help(
-        "Learning rate after the warm-up: constant, linear (to 0) or cosine (to 0), by optimizer step.",
-        default="constant",
+        "Learning rate after the warm-up: constant, linear (to 0) or cosine (to 0), by optimizer step "
+        "(auto: constant from scratch, linear with init_from).",
+        default="auto",
     )
-    warmup_ratio: float = _help("Share of all optimizer steps spent warming up linearly from 0.", default=0.0)
-    dropout_rate: float = _help("Dropout in embeddings, attention and FFN.", default=0.0)
+    warmup_ratio: float | None = _help(
+        "Share of all optimizer steps spent warming up linearly from 0 (default: 0 from scratch, 0.1 "
+        "with init_from).",
+        default=None,
+    )
+    dropout_rate: float | None = _help(
+        "Dropout in embeddings, attention and FFN (default: 0 from scratch, 0.1 with init_from).",
+        default=None,
+    )
     seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
     embedding_updates: str = _help(
         "lazy: AdamW updates only the token-embedding rows a batch touches (docs/training.md); "
@@ -143,8 +186,11 @@ class GatedBertConfig:
     )
     # Pruning
     enable_pruning: bool = _help("False is the baseline (same as pruning_method=none).", default=True)
-    pruning_method: str = _help(
-        ", ".join(PRUNING_METHODS) + " (none is the baseline; random is the control).", default="spt"
+    pruning_method: str | None = _help(
+        ", ".join(PRUNING_METHODS) + " (none is the baseline; random is the control). Default: spt; "
+        "with init_from, none (a pretrained model is fine-tuned dense unless a method is named).",
+        default=None,
+        none_is_a_value=True,
     )
     start_sparsity: float = _help("Sparsity target at pruning_start_epoch.", default=0.0)
     end_sparsity: float = _help("Final sparsity target, in [0, 1).", default=0.99)
@@ -234,13 +280,15 @@ class GatedBertConfig:
             self._set("sparsity_steps", tuple(float(v) for v in self.sparsity_steps))
 
     def _check_choices(self) -> None:
-        _choice("model_size", self.model_size, MODEL_PRESETS)
+        if self.model_size is not None:
+            _choice("model_size", self.model_size, MODEL_PRESETS)
         _choice("task", self.task, TASKS)
-        _choice("pruning_method", self.pruning_method, PRUNING_METHODS)
+        if self.pruning_method is not None:
+            _choice("pruning_method", self.pruning_method, PRUNING_METHODS)
         _choice("sparsity_schedule", self.sparsity_schedule, SPARSITY_SCHEDULES)
         _choice("pruning_scope", self.pruning_scope, PRUNING_SCOPES)
         _choice("pruning_granularity", self.pruning_granularity, GRANULARITIES)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("lr_schedule", self.lr_schedule, ("auto", *LR_SCHEDULES))
         _choice("spt_credit", self.spt_credit, SPT_CREDITS)
         _choice("pruning_updates", self.pruning_updates, PRUNING_UPDATES)
         _choice("movement_score_init", self.movement_score_init, MOVEMENT_SCORE_INITS)
@@ -257,18 +305,23 @@ class GatedBertConfig:
         for name in ("num_layers", "d_model", "num_heads", "dff"):
             _positive_int(name, getattr(self, name), optional=True)
         _positive_int("vocab_size", self.vocab_size, optional=True)
-        for name in ("max_len", "epochs", "batch_size"):
+        for name in ("max_len", "epochs"):
             _positive_int(name, getattr(self, name))
+        _positive_int("batch_size", self.batch_size, optional=True)
         if not 4 <= self.max_len <= MAX_LEN_LIMIT:
             raise ConfigError(
                 f"max_len must be between 4 and {MAX_LEN_LIMIT}, got {self.max_len}; BERT uses 128 to 512"
             )
         for name in ("max_train_samples", "max_eval_samples", "movement_pruning_frequency_steps"):
             _positive_int(name, getattr(self, name), optional=True)
-        _positive_float("learning_rate", self.learning_rate)
+        if self.learning_rate is not None:
+            _positive_float("learning_rate", self.learning_rate)
         _positive_float("movement_scores_learning_rate", self.movement_scores_learning_rate)
         for name in ("weight_decay", "dropout_rate", "start_sparsity", "end_sparsity", "warmup_ratio"):
-            _in_range(name, getattr(self, name), 0.0, 1.0, "[0, 1)")
+            if getattr(self, name) is not None:
+                _in_range(name, getattr(self, name), 0.0, 1.0, "[0, 1)")
+        if self.init_from is not None and not str(self.init_from).strip():
+            raise ConfigError("init_from must name a checkpoint folder or a hub model id, got ''")
         if self.start_sparsity > self.end_sparsity:
             raise ConfigError(
                 f"start_sparsity ({self.start_sparsity}) must be <= end_sparsity ({self.end_sparsity})"
@@ -286,7 +339,7 @@ class GatedBertConfig:
         if self.sparsity_steps is not None:
             _check_steps(self.sparsity_steps)
         arch = self.architecture()
-        if arch.d_model % arch.num_heads:
+        if self.init_from is None and arch.d_model % arch.num_heads:  # else the checkpoint's shape rules
             raise ConfigError(f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})")
 
     def _check_window(self) -> None:
@@ -310,7 +363,7 @@ class GatedBertConfig:
     def architecture(self) -> Architecture:
         """The encoder's shape; vocab_size auto counts BERT's 30522 rows until a tokenizer fixes it."""
         return preset_architecture(
-            self.model_size,
+            self.model_size or DEFAULT_MODEL_SIZE,
             self.max_len,
             num_layers=self.num_layers,
             d_model=self.d_model,
@@ -322,11 +375,29 @@ class GatedBertConfig:
     @property
     def method_name(self) -> str:
         """Name used in result paths: 'baseline' for no pruning."""
-        return BASELINE_LABEL if self.pruning_method == BASELINE else self.pruning_method
+        method = self.pruning_method or self.with_training_defaults().pruning_method
+        return BASELINE_LABEL if method == BASELINE else method
 
     @property
     def effective_spt_epsilon(self) -> float:
-        return self.spt_epsilon if self.spt_epsilon is not None else SPT_EPSILON_BY_SIZE[self.model_size]
+        if self.spt_epsilon is not None:
+            return self.spt_epsilon
+        return SPT_EPSILON_BY_SIZE[self.model_size or nearest_preset(self.architecture())]
+
+    @property
+    def model_label(self) -> str:
+        """The model's name in tags and titles: the preset, or 'pretrained' for an init_from shape."""
+        return self.model_size or ("pretrained" if self.init_from else DEFAULT_MODEL_SIZE)
+
+    def with_training_defaults(self) -> GatedBertConfig:
+        """The config with learning_rate, lr_schedule, warmup_ratio, dropout_rate, batch_size and
+        pruning_method left at auto set: the fine-tuning defaults with init_from, else the from-scratch ones; model_size auto is
+        base from scratch (with init_from the checkpoint gives the shape)."""
+        defaults = FINE_TUNING_DEFAULTS if self.init_from else SCRATCH_DEFAULTS
+        changes = {name: value for name, value in defaults.items() if getattr(self, name) in (None, "auto")}
+        if self.model_size is None and not self.init_from:
+            changes["model_size"] = DEFAULT_MODEL_SIZE
+        return self.replace(**changes) if changes else self
 
     @property
     def effective_sparsity_steps(self) -> tuple[float, ...]:

@@ -18,17 +18,20 @@ import click
 from gated_bert.config import GatedBertConfig, apply_environment, field_help
 
 NONE_WORDS = ("", "none", "auto", "null")
+UNSET_WORDS = ("", "auto", "null")  # for fields where "none" is a value (pruning_method)
 
 
 class OptionalParam(click.ParamType):
-    """int/float/str that also accepts '', 'auto' or 'none' for "not given"."""
+    """int/float/str that also accepts '', 'auto' or 'none' for "not given" ('none' stays a value
+    for fields where it is one: pruning_method)."""
 
-    def __init__(self, inner: type):
+    def __init__(self, inner: type, unset_words: tuple[str, ...] = NONE_WORDS):
         self.inner = inner
+        self.unset_words = unset_words
         self.name = f"{inner.__name__}|auto"
 
     def convert(self, value, param, ctx):
-        if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS):
+        if value is None or (isinstance(value, str) and value.strip().lower() in self.unset_words):
             return None
         if isinstance(value, self.inner):
             return value
@@ -66,6 +69,9 @@ def click_type(cls: type, name: str):
     if base is bool:
         return click.BOOL
     if optional:
+        field = next(f for f in dataclasses.fields(cls) if f.name == name)
+        if field.metadata.get("none_is_a_value"):
+            return OptionalParam(base, UNSET_WORDS)
         return OptionalParam(base)
     return {int: click.INT, float: click.FLOAT, str: click.STRING}[base]
 
@@ -114,6 +120,7 @@ EXPERIMENT_FLAGS = (
     ShortFlag("-b", "--batch-size", "batch_size"),
     ShortFlag("-l", "--learning-rate", "learning_rate"),
     ShortFlag("-m", "--model-size", "model_size"),
+    ShortFlag("-i", "--init-from", "init_from"),
     ShortFlag("-s", "--start-sparsity", "start_sparsity"),
     ShortFlag("-f", "--end-sparsity", "end_sparsity"),
     ShortFlag("-ps", "--pruning-start", "pruning_start_epoch"),

@@ -132,7 +132,7 @@ def write_curves(
     rows: list[dict[str, float]], config: GatedBertConfig, main_metric: str, paths: RunPaths
 ) -> None:
     """The results CSV, the metric/loss-vs-sparsity plots and the final sparsity heatmap."""
-    title = f"{config.method_name} on {config.task} ({config.model_size})"
+    title = f"{config.method_name} on {config.task} ({config.model_label})"
     write_csv(rows, paths.csv)
     plot_metric_vs_sparsity(rows, main_metric, title, paths.accuracy_plot)
     plot_loss_vs_sparsity(rows, title, paths.loss_plot)

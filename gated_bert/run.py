@@ -145,12 +145,11 @@ def _resolved_with_data(given: GatedBertConfig):
     method default makes work is refused before the data is read."""
     from gated_bert.data.glue import load_task
     from gated_bert.data.prepare import prepare_data
-    from gated_bert.pruning.resolve import resolve
-    from gated_bert.training.fit import training_config
+    from gated_bert.training.settings import resolved_config, training_config
 
-    resolve(given)
-    prepared = prepare_data(given, load_task(given.task, given.data_dir))
-    return training_config(given, prepared), prepared
+    config = resolved_config(given)
+    prepared = prepare_data(config, load_task(given.task, given.data_dir))
+    return training_config(config, prepared), prepared
 
 
 def _fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from, finished_on: tuple):
@@ -221,6 +220,7 @@ def _record_start(config: GatedBertConfig, given: GatedBertConfig, paths, resume
     }
     if resume is None:
         tracking.log_config(config)
+        tracking.log_params(_checkpoint_params(config))
         tracking.log_text(given.to_json(), RUN_CONFIG)
         tracking.set_tags({PATHS_TAG: paths.to_json(), **process})
         log.info("MLflow run started; config %s", config.to_json().replace("\n", ""))
@@ -235,11 +235,27 @@ def _record_start(config: GatedBertConfig, given: GatedBertConfig, paths, resume
     log.info("resuming run %s after epoch %d", resume.run_id, done.epoch if done else 0)
 
 
+def _checkpoint_params(config: GatedBertConfig) -> dict[str, str]:
+    """What an init_from run started from: the folder and a SHA-256 of its weights file (the
+    architecture is in the config's params)."""
+    from gated_bert.pretrained.checkpoint import weights_sha256
+    from gated_bert.pretrained.resolve import checkpoint_of
+
+    checkpoint = checkpoint_of(config)
+    if checkpoint is None:
+        return {}
+    return {
+        "init_from_folder": str(checkpoint.folder),
+        "init_from_weights": checkpoint.weights_file.name,
+        "init_from_sha256": weights_sha256(checkpoint.weights_file),
+    }
+
+
 def _run_tags(config: GatedBertConfig, tags: dict[str, str] | None) -> dict[str, str]:
     return {
         "method": config.method_name,
         "task": config.task,
-        "model_size": config.model_size,
+        "model_size": config.model_label,
         "seed": str(config.seed),
         "end_sparsity": f"{config.end_sparsity:g}" if config.enable_pruning else "0",
         **(tags or {}),

@@ -194,7 +194,30 @@ def test_real_process_exit_code_and_help():
     ):
         assert option in helped.stdout
     text = " ".join(helped.stdout.split())
-    assert "[default: 0.99]" in text and "[default: 96]" in text and "[default: spt]" in text
+    assert "[default: 0.99]" in text and "(default: 96 from scratch, 32 with init_from)" in text
+    assert "Default: spt; with init_from, none" in text
+
+
+def test_bad_data_in_a_real_process_prints_one_line_and_no_tensorflow_log(tmp_path):
+    """TensorFlow's C++ start-up lines (oneDNN, cuda drivers, absl) never reach the terminal, even
+    without TF_CPP_MIN_LOG_LEVEL: the error is the only line."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/m.db"
+    for flags, message in (
+        (["--data-dir", str(tmp_path / "missing")], "does not exist; pass --data-dir"),
+        (["--data-dir", str(tmp_path), "--init-from", str(tmp_path / "nothing")], "no such folder"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "gated_bert.cli", "train", "--output-root", str(tmp_path), *flags],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], done.stderr
 
 
 def _parsed_config(argv, monkeypatch):

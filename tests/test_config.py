@@ -10,7 +10,22 @@ from gated_bert.pruning.resolve import resolve
 
 def test_documented_defaults():
     c = GatedBertConfig()
-    assert (c.epochs, c.batch_size, c.learning_rate, c.dropout_rate) == (25, 96, 2e-5, 0.0)
+    trained = c.with_training_defaults()  # the settings left at auto, as a run from scratch fills them
+    assert (trained.epochs, trained.batch_size, trained.learning_rate, trained.dropout_rate) == (
+        25,
+        96,
+        2e-5,
+        0.0,
+    )
+    assert (trained.model_size, trained.lr_schedule, trained.warmup_ratio) == ("base", "constant", 0.0)
+    tuned = GatedBertConfig(init_from="ckpt").with_training_defaults()  # fine-tuning a pretrained model
+    assert (tuned.learning_rate, tuned.batch_size, tuned.lr_schedule, tuned.warmup_ratio) == (
+        5e-5,
+        32,
+        "linear",
+        0.1,
+    )
+    assert (tuned.dropout_rate, tuned.pruning_method, tuned.enable_pruning) == (0.1, "none", False)
     assert (c.start_sparsity, c.end_sparsity, c.pruning_start_epoch, c.pruning_end_epoch) == (
         0.0,
         0.99,
@@ -22,7 +37,7 @@ def test_documented_defaults():
     assert c.pruning_updates == "step" and resolve(c).movement_pruning_frequency_steps == 10  # spt
     assert c.effective_sparsity_steps == DEFAULT_SPARSITY_STEPS
     assert DEFAULT_SPARSITY_STEPS[:4] == (10, 25, 50, 70) and DEFAULT_SPARSITY_STEPS[-1] == 99.5
-    assert c.pruning_method == "spt" and c.enable_pruning
+    assert trained.pruning_method == "spt" and trained.enable_pruning
 
 
 @pytest.mark.parametrize(

@@ -44,9 +44,9 @@ def test_defaults_are_the_spec(captured_plan, capsys):
     plan, mode = _parse([], captured_plan)
     defaults = GatedBertConfig()
     for config in plan.configs:  # every setting not given on the command line is the config's default
-        assert config.replace(pruning_method="spt", enable_pruning=True) == defaults
+        assert config.replace(pruning_method=None, enable_pruning=True) == defaults
     assert plan.methods == ("random", "magnitude", "movement", "spt", "baseline") and not plan.parallel
-    c = plan.configs[0]
+    c = plan.configs[0].with_training_defaults()
     assert (c.epochs, c.batch_size, c.learning_rate, c.model_size, c.task, c.max_len) == (
         25,
         96,

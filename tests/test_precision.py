@@ -8,7 +8,8 @@ from gated_bert.data.prepare import prepare_data
 from gated_bert.errors import ConfigError
 from gated_bert.layers.gated_dense import GatedDense
 from gated_bert.training import precision
-from gated_bert.training.fit import fit, with_machine_settings
+from gated_bert.training.fit import fit
+from gated_bert.training.settings import with_machine_settings
 from tests.conftest import micro_config
 
 

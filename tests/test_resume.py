@@ -107,11 +107,20 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(glue_dir, tmp_path, m
 
 
 @pytest.mark.parametrize(
-    "method, frequency",
-    [("none", 7), ("magnitude", 7), ("movement", 7), ("movement", None), ("spt", 7), ("random", 7)],
-    ids=["none", "magnitude", "movement", "movement_in_step", "spt", "random"],
+    "method, frequency, dropout",
+    [
+        ("none", 7, 0.0),
+        ("magnitude", 7, 0.0),
+        ("movement", 7, 0.0),
+        ("movement", None, 0.0),
+        ("spt", 7, 0.0),
+        ("random", 7, 0.0),
+        ("none", 7, 0.1),
+        ("spt", 7, 0.1),
+    ],
+    ids=["none", "magnitude", "movement", "movement_in_step", "spt", "random", "none_dropout", "spt_dropout"],
 )
-def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency):
+def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency, dropout):
     """Interrupted after epoch 2 and resumed: every row and every saved array equal the uninterrupted run's
     (movement at its default, ranked inside the train step after every step, too)."""
     from gated_bert.data.prepare import prepare_data
@@ -133,6 +142,7 @@ def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency)
         pruning_end_epoch=4,
         end_sparsity=0.8,
         movement_pruning_frequency_steps=frequency,
+        dropout_rate=dropout,  # with dropout, its random states are part of the checkpoint
     )
     prepared = prepare_data(config)
     whole = fit(config, prepared, checkpoint_dir=tmp_path / "whole").rows

@@ -252,7 +252,7 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
         "--max-train-samples",
         "4000",
         "--epochs",
-        "3",
+        "10",  # long trials: both are still running when the interrupt comes, even on a loaded machine
         "--experiment-name",
         "sweep-int",
         "--output-root",
@@ -272,7 +272,11 @@ def test_ctrl_c_stops_workers_and_leaves_no_running_run(glue_dir, tmp_path):
             continue
         if mlflow.get_experiment_by_name("sweep-int") is None:  # the first trial has not created it yet
             continue
-        running = [r for r in _runs("sweep-int") if "optuna.trial_number" in r.data.tags]
+        running = [
+            r
+            for r in _runs("sweep-int")
+            if "optuna.trial_number" in r.data.tags and r.info.status == "RUNNING"
+        ]
         if len(running) == 2:
             break
     else:

@@ -10,6 +10,7 @@ from gated_bert.model import prunable_kernels
 from gated_bert.pruning.methods import get_method
 from gated_bert.pruning.resolve import resolve
 from gated_bert.training import fit as fit_module
+from gated_bert.training import settings as settings_module
 from gated_bert.training.callbacks import NanGuard, TrainingDivergedError
 from gated_bert.training.fit import fit
 from tests.conftest import micro_config
@@ -311,7 +312,7 @@ def test_embedding_updates_lazy_and_dense_train_the_same_rows_alike(sst2_dir):
         prepared = prepare_data(config)
         keras.utils.set_random_seed(config.seed)
         initial = sparse_row_variables(
-            fit_module.build_classifier(fit_module.with_tokenizer_vocab(config, prepared), prepared.task)
+            fit_module.build_classifier(settings_module.with_tokenizer_vocab(config, prepared), prepared.task)
         )[0].numpy()
         result = fit(config, prepared)
         results[mode] = (initial, sparse_row_variables(result.classifier)[0].numpy(), result)

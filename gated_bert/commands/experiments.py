@@ -77,6 +77,9 @@ def experiments(  # noqa: PLR0913 (click passes every option)
 ):
     """Run several pruning methods with shared settings and compare them."""
     from gated_bert.experiments.plan import describe, make_plan, parse_list
+    from gated_bert.quiet_start import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
     values = {**experiment_values(values), "register_model": register_model}
     grid = parse_list(seeds, int, "--seeds"), parse_list(end_sparsities, float, "--end-sparsities")

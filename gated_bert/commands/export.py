@@ -23,7 +23,10 @@ from gated_bert.export import FORMATS
 def export(run_id, output, fmt, float16):
     """Export a run's model for inference; report sizes and CPU latency, dense vs exported."""
     from gated_bert.export.exporter import export_run
+    from gated_bert.quiet_start import import_tensorflow_quietly
     from gated_bert.run import configure_logging
+
+    import_tensorflow_quietly()
 
     configure_logging(1)
     report = export_run(run_id, output, fmt, float16)

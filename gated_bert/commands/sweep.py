@@ -17,6 +17,9 @@ def sweep(**values):
     """Optuna search over SPT and schedule settings; trials are nested MLflow runs."""
     config = build_config(values)
     settings = SweepSettings(**{name: values[name] for name in SETTINGS_FIELDS}, seed=config.seed)
+    from gated_bert.quiet_start import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import optuna
 
     from gated_bert.run import configure_logging

@@ -52,6 +52,9 @@ def train(  # noqa: PLR0913 (click passes every option)
     ctx, resume, defaults_spelled_out, config_file, parent_run_id, experiment_id, progress_file, **values
 ):
     """Train one model (one MLflow run) with the given settings."""
+    from gated_bert.quiet_start import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from gated_bert.run import configure_logging
     from gated_bert.run import train as run_training
 

@@ -11,6 +11,8 @@ from gated_bert.config import GatedBertConfig
 from gated_bert.data.batching import EncodedSplit
 from gated_bert.data.glue import TaskData, load_task
 from gated_bert.data.tokenizer import encode, load_tokenizer, prepare, train_wordpiece, training_texts
+from gated_bert.errors import DataError
+from gated_bert.pretrained.resolve import checkpoint_of
 from gated_bert.tasks import Task
 
 
@@ -48,6 +50,7 @@ def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> Prepa
         len(full.train),
         tuple((name, len(split)) for name, split in full.evals.items()),
         config.tokenizer,
+        config.init_from,
         config.vocab_size,
         config.max_len,
         config.max_train_samples,
@@ -60,12 +63,27 @@ def prepare_data(config: GatedBertConfig, full: TaskData | None = None) -> Prepa
     return _PREPARED[key]
 
 
-def _encode_task(config: GatedBertConfig, full: TaskData) -> PreparedData:
+def run_tokenizer(config: GatedBertConfig, full: TaskData) -> Tokenizer:
+    """The run's tokenizer: --tokenizer, else the init_from checkpoint's (never retrained), else a
+    WordPiece vocabulary trained on the task's training text."""
+    checkpoint = checkpoint_of(config)
     if config.tokenizer:
         tokenizer = load_tokenizer(config.tokenizer, config.vocab_size)
+    elif checkpoint is not None:
+        tokenizer = load_tokenizer(str(checkpoint.tokenizer_file), None, lowercase=checkpoint.lowercase)
     else:
-        tokenizer = train_wordpiece(training_texts(full.train), config.vocab_size or BERT_VOCAB_SIZE)
-    tokenizer = prepare(tokenizer, config.max_len)
+        return train_wordpiece(training_texts(full.train), config.vocab_size or BERT_VOCAB_SIZE)
+    if checkpoint is not None and tokenizer.get_vocab_size() != checkpoint.vocab_size:
+        raise DataError(
+            f"the tokenizer {str(config.tokenizer or checkpoint.tokenizer_file)!r} has "
+            f"{tokenizer.get_vocab_size()} tokens but the checkpoint's embedding has {checkpoint.vocab_size} "
+            "rows; pass the checkpoint's own vocab.txt (or omit --tokenizer)"
+        )
+    return tokenizer
+
+
+def _encode_task(config: GatedBertConfig, full: TaskData) -> PreparedData:
+    tokenizer = prepare(run_tokenizer(config, full), config.max_len)
     data = TaskData(
         full.task,
         full.train.head(config.max_train_samples),

@@ -74,14 +74,15 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
     return Tokenizer.from_file(str(path))
 
 
-def load_tokenizer(spec: str, vocab_size: int | None) -> Tokenizer:
-    """Load a tokenizer from a vocab.txt, a tokenizer.json or a hub name (at most vocab_size entries, if given)."""
+def load_tokenizer(spec: str, vocab_size: int | None, lowercase: bool = True) -> Tokenizer:
+    """Load a tokenizer from a vocab.txt (lowercasing as `lowercase` says), a tokenizer.json or a
+    hub name (at most vocab_size entries, if given)."""
     path = Path(spec)
     if path.suffix == ".txt" or path.name == "vocab.txt":
         if not path.is_file():
             raise DataError(f"tokenizer vocabulary {spec!r} does not exist; pass an existing vocab.txt")
         try:
-            tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)._tokenizer
+            tokenizer = BertWordPieceTokenizer(str(path), lowercase=lowercase)._tokenizer
         except Exception as err:  # not a BERT vocabulary: missing [SEP]/[CLS], not text, ...
             raise DataError(
                 f"cannot read tokenizer vocabulary {spec!r} ({err}); pass a BERT vocab.txt with one "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
+from gated_bert.pretrained.resolve import with_checkpoint
 from gated_bert.pruning.names import from_label, labels
 
 DEFAULT_METHODS = (
@@ -127,6 +128,7 @@ def _label(method: str, sparsity: float | None, seed: int | None) -> str:
 def describe(plan: ExperimentPlan) -> list[str]:
     """The resolved configuration, shown before anything runs."""
     base = next((c for c in plan.configs if c.enable_pruning), plan.base)
+    base = with_checkpoint(base.with_training_defaults())  # the shape and recipe that will train
     arch = base.architecture()
     steps = " ".join(f"{v:g}" for v in base.effective_sparsity_steps) if base.sparsity_steps else "auto"
     mode = "parallel" if plan.parallel else "sequential"
@@ -137,7 +139,7 @@ def describe(plan: ExperimentPlan) -> list[str]:
         f"  grid               end sparsities {','.join(f'{v:g}' for v in plan.end_sparsities) or 'config'}, "
         f"seeds {','.join(map(str, plan.seeds)) or 'config'}",
         f"  task               {base.task}  (data: {base.data_dir or 'HuggingFace hub'})",
-        f"  model              {base.model_size}: {arch.num_layers} layers x {arch.d_model} hidden x "
+        f"  model              {base.model_label}: {arch.num_layers} layers x {arch.d_model} hidden x "
         f"{arch.num_heads} heads x {arch.dff} FFN, max_len {arch.max_len}",
         f"  training           {base.epochs} epochs, batch {base.batch_size}, lr {base.learning_rate:g} "
         f"{base.lr_schedule} (warm-up {base.warmup_ratio:g}), dropout {base.dropout_rate:g}, "

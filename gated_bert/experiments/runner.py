@@ -73,7 +73,7 @@ def _params(plan: ExperimentPlan) -> dict:
         "parallel": plan.parallel,
         "max_parallel_jobs": plan.max_parallel_jobs,
         "task": base.task,
-        "model_size": base.model_size,
+        "model_size": base.model_label,
         "epochs": base.epochs,
     }
 
@@ -120,7 +120,7 @@ def _compare_finished(plan: ExperimentPlan, parent_run_id: str, root: Path):
     finished = tracking.child_run_ids(parent_run_id, status="FINISHED")
     if not finished:
         return None, None, None
-    title = f"{plan.base.task}: {', '.join(plan.methods)} ({plan.base.model_size})"
+    title = f"{plan.base.task}: {', '.join(plan.methods)} ({plan.base.model_label})"
     if plan.is_grid:  # mean +- std over seeds, per method and end sparsity
         from gated_bert import grid_compare
 

@@ -19,6 +19,7 @@ def resolve(config: GatedBertConfig) -> GatedBertConfig:
     """`config` with sparsity_schedule, pruning_scope, movement_pruning_frequency_steps,
     spt_epsilon and sparsity_steps concrete. Raises ConfigError for settings that no method
     default can make work (jit_compile true with a method whose step XLA cannot compile)."""
+    config = config.with_training_defaults()  # the method itself may be left at auto
     if config.jit_compile == "true" and not compiles_with_xla(config.pruning_method):
         raise ConfigError(
             f"jit_compile true does not work with pruning_method {config.pruning_method} (its train "

@@ -16,7 +16,7 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gated_bert.config import GatedBertConfig
+from gated_bert.config import SCRATCH_DEFAULTS, GatedBertConfig
 from gated_bert.errors import ConfigError, redact
 from gated_bert.sweep.storage import INVOCATION_TAG, default_storage_path, make_storage
 from gated_bert.sweep.supervisor import run_workers
@@ -163,6 +163,7 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
 
     from gated_bert import tracking
 
+    base = sweep_base(base)
     _check_inputs(base, settings)
     tracking.check_tracking_store()  # before the study's storage is written
     storage = settings.storage or str(default_storage_path())
@@ -272,6 +273,14 @@ def _study_parent(study, settings: SweepSettings, storage: str) -> str | None:
             return None
         time.sleep(0.5)
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
+
+
+def sweep_base(base: GatedBertConfig) -> GatedBertConfig:
+    """A sweep searches pruning settings: its trials prune with the from-scratch default method
+    (SPT) unless one is named, with init_from too (where train alone fine-tunes dense)."""
+    if base.pruning_method is not None:
+        return base
+    return base.replace(pruning_method=SCRATCH_DEFAULTS["pruning_method"])
 
 
 def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:

@@ -5,8 +5,9 @@ directory, holding:
 - `model.weights.h5`: the classifier's weights (masks and movement scores included);
 - `training_state.npz`: every other variable a resumed run needs, in a fixed
   order: the main optimizer's (step count, moments), the method's extra
-  optimizer's, the lazy embedding moments, the pruning method's state (SPT's
-  reward EMA, visits, probe count and random generator);
+  optimizer's, the lazy embedding moments, the dropout layers' random states,
+  the pruning method's state (SPT's reward EMA, visits, probe count and random
+  generator);
 - `state.json`: the epoch, the history rows so far, the pruning callback's
   position and the method's non-variable state (the random control's generator).
 
@@ -27,6 +28,7 @@ import keras
 import numpy as np
 
 from gated_bert.errors import DataError
+from gated_bert.training.dropout_replay import dropout_states
 
 WEIGHTS = "model.weights.h5"
 VARIABLES = "training_state.npz"
@@ -57,12 +59,16 @@ def _flatten(value) -> list:
 def resumable_variables(trainer) -> dict[str, object]:
     """Every variable besides the classifier's weights that a resumed run needs, by a stable name.
 
-    optimizer/NNNN (the main optimizer), lazy/NNNN (lazy embedding moments),
-    method/<state name>/NNNN (the pruning method's state, its own optimizer included).
+    optimizer/NNNN (the main optimizer), lazy/NNNN (lazy embedding moments), dropout/NNNN (the
+    dropout layers' random states), method/<state name>/NNNN (the pruning method's state, the
+    optimizer of its scores included).
     """
     out = {f"optimizer/{i:04d}": v for i, v in enumerate(trainer.optimizer.variables)}
     lazy = [v for update in trainer.lazy_updates for v in update.variables]
     out.update({f"lazy/{i:04d}": v for i, v in enumerate(lazy)})
+    # the dropout layers' random states are not model weights: without them a resumed run with
+    # dropout would draw other masks than the uninterrupted one
+    out.update({f"dropout/{i:04d}": v for i, v in enumerate(dropout_states(trainer.classifier))})
     if trainer.method is not None:
         state = trainer.method.state()
         for name in sorted(state):

@@ -16,12 +16,13 @@ from gated_bert.config import GatedBertConfig
 from gated_bert.data.batching import bucketed_order, make_dataset, padding_share, sorted_eval
 from gated_bert.data.prepare import PreparedData
 from gated_bert.model import build_model, sparse_row_variables
+from gated_bert.pretrained.load import load_into
+from gated_bert.pretrained.resolve import checkpoint_of
 from gated_bert.pruning import methods
 from gated_bert.pruning.callback import PruningCallback
 from gated_bert.pruning.pruner import Pruner
-from gated_bert.pruning.resolve import resolve
 from gated_bert.tasks import Task
-from gated_bert.training import checkpoint, precision
+from gated_bert.training import checkpoint
 from gated_bert.training.callbacks import (
     LOSS_CHECK,
     EpochCheckpoint,
@@ -36,6 +37,7 @@ from gated_bert.training.callbacks import (
 )
 from gated_bert.training.fused_adam import FusedAdamW
 from gated_bert.training.lr_schedule import make_learning_rate
+from gated_bert.training.settings import resolved_config, training_config
 from gated_bert.training.trainer import PruningTrainer
 
 log = logging.getLogger("gated_bert")
@@ -63,39 +65,20 @@ def use_xla(config: GatedBertConfig) -> bool:
     return config.jit_compile == "true"
 
 
-def with_tokenizer_vocab(config: GatedBertConfig, prepared: PreparedData) -> GatedBertConfig:
-    """The config with vocab_size resolved: the tokenizer's size unless it was set explicitly."""
-    if config.vocab_size is not None:
-        return config
-    return config.replace(vocab_size=prepared.tokenizer.get_vocab_size())
-
-
-def with_machine_settings(config: GatedBertConfig) -> GatedBertConfig:
-    """The config with matmul_precision auto resolved for this machine (`training/precision.py`)."""
-    if config.matmul_precision != "auto":  # already concrete (run.train resolves before fit)
-        return config
-    concrete = precision.resolve(
-        config.matmul_precision,
-        native=precision.native_bfloat16(),
-        gpu=bool(tf.config.list_physical_devices("GPU")),
-    )
-    return config.replace(matmul_precision=concrete)
-
-
-def training_config(config: GatedBertConfig, prepared: PreparedData) -> GatedBertConfig:
-    """The config a run trains with, every value concrete: the method's defaults
-    (`pruning.resolve`), the tokenizer's vocabulary size, this machine's matmul precision.
-    Idempotent: `run.train` resolves once and logs the result; `fit` then finds nothing to change."""
-    return with_machine_settings(with_tokenizer_vocab(resolve(config), prepared))
-
-
-def build_classifier(config: GatedBertConfig, task: Task) -> keras.Model:
-    return build_model(
+def build_classifier(config: GatedBertConfig, task: Task, pretrained: bool = True) -> keras.Model:
+    """The gated classifier of `config`; with init_from (and `pretrained`), holding the
+    checkpoint's weights (a resumed run skips that: its checkpoint overwrites them)."""
+    config = resolved_config(config)  # the run's config is resolved already: then nothing changes
+    classifier = build_model(
         config.architecture(),
         task.num_outputs,
         dropout_rate=config.dropout_rate,
         with_scores=methods.needs_scores(config.pruning_method),
     )
+    checkpoint = checkpoint_of(config)
+    if checkpoint is not None and pretrained:
+        load_into(classifier, checkpoint)
+    return classifier
 
 
 def task_loss(task: Task):
@@ -133,7 +116,7 @@ def fit(
     """
     config = training_config(config, prepared)  # already resolved when run.train calls
     keras.utils.set_random_seed(config.seed)
-    classifier = build_classifier(config, prepared.task)
+    classifier = build_classifier(config, prepared.task, pretrained=resume_from is None)
     xla = use_xla(config)
     steps_per_epoch = prepared.train.num_batches(config.batch_size)
     pruner = Pruner(config, classifier, steps_per_epoch) if config.enable_pruning else None

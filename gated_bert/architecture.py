@@ -37,6 +37,15 @@ def prunable_weights(arch: Architecture) -> int:
     return arch.num_layers * (4 * arch.d_model * arch.d_model + 2 * arch.d_model * arch.dff)
 
 
+def parameter_count(arch: Architecture) -> int:
+    """Trainable weights of the encoder: embeddings (token, position, segment, LayerNorm), every
+    block's kernels, biases and LayerNorms, and the pooler (a task head adds a few more)."""
+    d = arch.d_model
+    embeddings = (arch.vocab_size + arch.max_len + 2) * d + 2 * d
+    block_extras = 4 * d + arch.dff + d + 4 * d  # biases of the six kernels, two LayerNorms
+    return embeddings + prunable_weights(arch) + arch.num_layers * block_extras + d * d + d
+
+
 def nearest_preset(arch: Architecture) -> str:
     """The preset whose prunable-weight count is nearest `arch`'s (on a log scale): size-scaled
     defaults (SPT's exploration rate) for a custom or pretrained shape."""

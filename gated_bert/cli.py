@@ -1,7 +1,7 @@
 """The `gated-bert` command line: the process's edge.
 
 `main` sets up everything process-wide (console logging per command, warning
-display, SIGTERM as an interrupt, TensorFlow's log level, MLflow's progress
+display, SIGINT/SIGTERM as one interrupt, TensorFlow's log level, MLflow's progress
 bars, a non-interactive matplotlib backend), then runs a subcommand from
 `gated_bert/commands/`. Bad input ends with one line on stderr and exit code 2.
 """
@@ -9,9 +9,7 @@ bars, a non-interactive matplotlib backend), then runs a subcommand from
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import warnings
 
 import click
@@ -23,6 +21,7 @@ from gated_bert.commands.runs import runs
 from gated_bert.commands.sweep import sweep, sweep_report
 from gated_bert.commands.train import train
 from gated_bert.errors import GatedBertError
+from gated_bert.interrupts import stop_on_first_interrupt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -51,9 +50,24 @@ def setup_process() -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no window is ever opened
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends runs KILLED, like Ctrl-C
+    stop_on_first_interrupt()  # SIGTERM ends runs KILLED, like Ctrl-C; a second signal waits for cleanup
     _one_line_warnings()
+
+
+def _end_interrupted_runs() -> None:
+    """Runs an interrupt left open end KILLED (MLflow's exit hook would end them FINISHED)."""
+    if "mlflow" in sys.modules:
+        from gated_bert.tracking.runs import end_active_runs
+
+        end_active_runs("KILLED")
+
+
+def _mark_launched_run(message: str) -> None:
+    """Under `mlflow run`, whose run exists before gated-bert starts, bad input is noted on it."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        from gated_bert.tracking.runs import mark_refused_launched_run
+
+        mark_refused_launched_run(message)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,12 +87,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
+        _end_interrupted_runs()
         sys.exit(130)
     except GatedBertError as err:
-        click.echo(f"Error: {' '.join(str(err).split())}", err=True)
+        message = " ".join(str(err).split())
+        click.echo(f"Error: {message}", err=True)
+        _mark_launched_run(message)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
+        _end_interrupted_runs()
         sys.exit(130)
     except Exception as err:
         from gated_bert.training.callbacks import TrainingDivergedError

@@ -166,6 +166,18 @@ class GatedBertConfig:
         "Dropout in embeddings, attention and FFN (default: 0 from scratch, 0.1 with init_from).",
         default=None,
     )
+    teacher: str | None = _help(
+        "Distil from this teacher: a FINISHED gated-bert run id, or a saved model folder (model.keras, "
+        "tokenizer.json, config.json) of the same task and tokenizer (default: no teacher).",
+        default=None,
+    )
+    distill_alpha: float = _help(
+        "With a teacher: the task loss's weight; the teacher term gets 1 - alpha (1: no distillation).",
+        default=0.5,
+    )
+    distill_temperature: float = _help(
+        "With a teacher: the softmax temperature T of the KL term (scaled by T^2).", default=2.0
+    )
     seed: int = _help("Seed for weights, shuffling and exploration.", default=42)
     embedding_updates: str = _help(
         "lazy: AdamW updates only the token-embedding rows a batch touches (docs/training.md); "
@@ -320,6 +332,11 @@ class GatedBertConfig:
         for name in ("weight_decay", "dropout_rate", "start_sparsity", "end_sparsity", "warmup_ratio"):
             if getattr(self, name) is not None:
                 _in_range(name, getattr(self, name), 0.0, 1.0, "[0, 1)")
+        if not (isinstance(self.distill_alpha, (int, float)) and 0.0 <= self.distill_alpha <= 1.0):
+            raise ConfigError(f"distill_alpha must be in [0, 1], got {self.distill_alpha!r}")
+        _positive_float("distill_temperature", self.distill_temperature)
+        if self.teacher is not None and not str(self.teacher).strip():
+            raise ConfigError("teacher must name a run id or a model folder, got ''")
         if self.init_from is not None and not str(self.init_from).strip():
             raise ConfigError("init_from must name a checkpoint folder or a hub model id, got ''")
         if self.start_sparsity > self.end_sparsity:

@@ -2,7 +2,7 @@
 
 Parameters of `main`/`train` are the `GatedBertConfig` fields and `resume`, those of `sweep`
 the `SweepSettings` fields (but `seed`) followed by the config fields, each
-with its default; optional fields default to "auto". A test checks that the
+with its default (the sweep's own budget for a few: `SWEEP_CONFIG_DEFAULTS`); optional fields default to "auto". A test checks that the
 committed `MLproject` is exactly `render()`; after changing a field, run
 
     python -m gated_bert.mlproject > MLproject
@@ -14,7 +14,7 @@ import dataclasses
 import typing
 
 from gated_bert.config import GatedBertConfig
-from gated_bert.sweep.runner import SweepSettings
+from gated_bert.sweep.runner import SWEEP_CONFIG_DEFAULTS, SweepSettings
 
 HEADER = """name: gated-bert
 
@@ -27,10 +27,10 @@ entry_points:
 """
 
 
-def parameter(cls: type, field: dataclasses.Field) -> tuple[str, str]:
+def parameter(cls: type, field: dataclasses.Field, defaults: dict) -> tuple[str, str]:
     """(MLflow type, default as written in MLproject) of one dataclass field."""
     hint = typing.get_type_hints(cls)[field.name]
-    default = field.default
+    default = defaults.get(field.name, field.default)
     if default is None:
         return "string", '"auto"'
     if hint is bool:
@@ -51,9 +51,13 @@ RESUME = ("resume", "string", '"auto"')
 
 
 def entry_point(
-    name: str, script: str, fields: list[tuple[type, dataclasses.Field]], extra: tuple = ()
+    name: str,
+    script: str,
+    fields: list[tuple[type, dataclasses.Field]],
+    extra: tuple = (),
+    defaults: dict | None = None,
 ) -> str:
-    params = [(f.name, *parameter(cls, f)) for cls, f in fields] + list(extra)
+    params = [(f.name, *parameter(cls, f, defaults or {})) for cls, f in fields] + list(extra)
     lines = [f"  {name}:", "    parameters:"]
     lines += [f"      {param}: {{type: {kind}, default: {default}}}" for param, kind, default in params]
     flags = " ".join(f"--{param.replace('_', '-')} {{{param}}}" for param, _, _ in params)
@@ -68,7 +72,7 @@ def render() -> str:
         HEADER
         + entry_point("main", "entrypoints/train.py", config, (RESUME,))
         + entry_point("train", "entrypoints/train.py", config, (RESUME,))
-        + entry_point("sweep", "entrypoints/sweep.py", sweep)
+        + entry_point("sweep", "entrypoints/sweep.py", sweep, defaults=SWEEP_CONFIG_DEFAULTS)
     )
 
 

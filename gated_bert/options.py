@@ -76,19 +76,22 @@ def click_type(cls: type, name: str):
     return {int: click.INT, float: click.FLOAT, str: click.STRING}[base]
 
 
-def field_options(cls: type, skip: tuple[str, ...] = ()):
-    """Decorator: one `--field-name VALUE` option per field of dataclass `cls`."""
+def field_options(cls: type, skip: tuple[str, ...] = (), defaults: dict | None = None):
+    """Decorator: one `--field-name VALUE` option per field of dataclass `cls`, defaulting to the
+    field's default or to `defaults[name]` (a command's own, e.g. the sweep's budget)."""
+    defaults = defaults or {}
 
     def decorate(func):
         for f in reversed(dataclasses.fields(cls)):
             if f.name in skip:
                 continue
+            default = defaults.get(f.name, f.default)
             func = click.option(
                 f"--{f.name.replace('_', '-')}",
                 f.name,
                 type=click_type(cls, f.name),
-                default=f.default,
-                show_default=True if f.default is not None else "auto",
+                default=default,
+                show_default=True if default is not None else "auto",
                 help=f.metadata.get("help", ""),
             )(func)
         return func

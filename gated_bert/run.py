@@ -92,11 +92,11 @@ def train(
     finished_on: tuple = (),
     progress_file: Path | None = None,
     resume: Resumption | None = None,
+    keep_checkpoints: bool = True,
 ) -> RunResult:
     """Train, evaluate each epoch, write results and log everything to MLflow.
 
-    Bad input (config, data) raises a GatedBertError before any file or run
-    is created.
+    Bad input (config, data) raises a GatedBertError before any file or run is created.
 
     Args:
         config: the run's configuration.
@@ -109,25 +109,27 @@ def train(
         finished_on: exceptions that end the run FINISHED (a pruned trial).
         progress_file: live progress JSON for a parent process (experiments).
         resume: continue this interrupted run (see `gated_bert.resume`).
+        keep_checkpoints: False deletes the checkpoints of a run that is done (sweep trials).
     """
     from gated_bert import reporting, tracking
 
     started, given = time.time(), config
-    config, prepared = _resolved_with_data(given)  # errors before any output
+    config, prepared, teacher = _resolved_with_data(given)  # errors before any output
     timings = {"data_seconds": time.time() - started}
     _log_data(prepared)
     paths = _run_folders(config, prepared, resume)
     run_name = run_name or f"{config.method_name}_{config.task}"
-    all_tags = _run_tags(config, tags)
-    opened = (config, run_name, nested, all_tags, parent_run_id, experiment_id, finished_on)
+    opened = (config, run_name, nested, _run_tags(config, tags), parent_run_id, experiment_id, finished_on)
     with (
         run_log_file(paths.log_file, config.verbose),
         tracking.start_run(*opened, resume_run_id=resume.run_id if resume else None) as run,
     ):
         _record_start(config, given, paths, resume)
+        prepared = _distil_from(teacher, prepared, paths, resume)
         fit_started = time.time()
         hook, resume_from = _epoch_end(on_epoch_end), (resume.checkpoint if resume else None)
-        result = _fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from, finished_on)
+        done = _done(paths, keep_checkpoints)
+        result = _fit(config, prepared, hook, paths, progress_file, resume_from, finished_on, done)
         timings["fit_seconds"] = time.time() - fit_started
         final = reporting.final_metrics(result.rows[-1])
         final.update(reporting.summary_metrics(result.rows, config, prepared.task.main_metric))
@@ -136,40 +138,66 @@ def train(
         files = reporting.write_results(result.rows, result.classifier, prepared, config, paths, metadata)
         figures = {**final, **timings, names.TRAIN_PADDING_SHARE: result.padding_share}
         _log_results(config, paths, files, figures)
-        _finish(paths, final)
+        done()
+        log.info("finished: %s; results in %s", final, paths.results_dir)
         return RunResult(result.rows, run.info.run_id, paths.results_dir, final)
 
 
 def _resolved_with_data(given: GatedBertConfig):
-    """(the config resolved once: what is logged is what trains, the encoded data). A setting no
-    method default makes work is refused before the data is read."""
+    """(the config resolved once: what is logged is what trains, the encoded data, the teacher or
+    None). A setting no method default makes work is refused before the data is read, a teacher
+    that does not fit the run before anything is written."""
     from gated_bert.data.glue import load_task
     from gated_bert.data.prepare import prepare_data
+    from gated_bert.teacher import check_student, load_teacher
     from gated_bert.training.settings import resolved_config, training_config
 
     config = resolved_config(given)
     prepared = prepare_data(config, load_task(given.task, given.data_dir))
-    return training_config(config, prepared), prepared
+    config = training_config(config, prepared)
+    teacher = load_teacher(config.teacher) if config.teacher else None
+    if teacher is not None:
+        check_student(teacher, config, prepared)
+    return config, prepared, teacher
 
 
-def _fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from, finished_on: tuple):
-    """`fit`; a run ended for good by one of `finished_on` (a pruned trial) drops its resumable state."""
-    from gated_bert.training import checkpoint
+def _distil_from(teacher, prepared, paths, resume: Resumption | None):
+    """With a teacher: log which one and its dev metrics (once), and give `prepared` its outputs for
+    the training examples (computed once per run, kept beside the checkpoints)."""
+    from gated_bert import tracking
+    from gated_bert.teacher import dev_metrics, with_teacher_outputs
+
+    if teacher is None:
+        return prepared
+    if resume is None:
+        tracking.log_params({"teacher_source": teacher.source, "teacher_run_id": teacher.run_id or ""})
+        tracking.log_metrics(dev_metrics(teacher, prepared))
+    return with_teacher_outputs(teacher, prepared, paths.checkpoints_dir)
+
+
+def _fit(config, prepared, hook, paths, progress_file, resume_from, finished_on: tuple, done):
+    """`fit`; a run ended for good by one of `finished_on` (a pruned trial) is `done` too."""
     from gated_bert.training.fit import fit
 
     try:
-        return fit(config, prepared, hook, checkpoints_dir, progress_file, resume_from)
+        return fit(config, prepared, hook, paths.checkpoints_dir, progress_file, resume_from)
     except finished_on:
-        checkpoint.drop_training_state(checkpoints_dir)
+        done()
         raise
 
 
-def _finish(paths, final: dict) -> None:
-    """The run is complete: nothing is left to resume, so its checkpoints keep only their weights."""
+def _done(paths, keep_checkpoints: bool):
+    """What a run that is over does to its checkpoints: nothing is left to resume, so they keep only
+    their weights, or go altogether."""
     from gated_bert.training import checkpoint
 
-    checkpoint.drop_training_state(paths.checkpoints_dir)
-    log.info("finished: %s; results in %s", final, paths.results_dir)
+    def done() -> None:
+        if keep_checkpoints:
+            checkpoint.drop_training_state(paths.checkpoints_dir)
+        else:
+            checkpoint.delete(paths.checkpoints_dir)
+
+    return done
 
 
 def _run_folders(config: GatedBertConfig, prepared, resume: Resumption | None):
@@ -178,6 +206,8 @@ def _run_folders(config: GatedBertConfig, prepared, resume: Resumption | None):
 
     paths = resume.paths if resume else reporting.RunPaths.for_config(config, _timestamp())
     tracking.check_tracking_store()  # before any folder is made
+    if resume is None:
+        tracking.check_experiment_access(config.effective_experiment_name)
     paths.make_dirs()
     if resume is None:
         _keep_tokenizer(prepared.tokenizer, paths)

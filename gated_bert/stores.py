@@ -8,7 +8,7 @@ commands can stop with one line (exit code 2) before they write anything.
 
 from __future__ import annotations
 
-from gated_bert.errors import redact
+from gated_bert.errors import DataError, redact
 
 TIMEOUT_SECONDS = 5.0
 POSTGRES_HINT = 'pip install -e ".[postgres]"'
@@ -30,6 +30,71 @@ def http_problem(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
         return None
     except (urllib.error.URLError, OSError, ValueError) as err:
         return str(getattr(err, "reason", err))
+
+
+CREDENTIALS_HINT = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
+
+
+def credentials_problem(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
+    """Why the MLflow server at `url` refuses this process (None: it lets it read experiments).
+
+    Sends the credentials MLflow's client would send (MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN) to one cheap REST call.
+    """
+    import base64
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {}
+    if user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif token:
+        headers["Authorization"] = f"Bearer {token}"
+    probe = url.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(probe, headers=headers), timeout=timeout):
+            return None
+    except urllib.error.HTTPError as err:
+        if err.code == 401 and not headers:
+            return f"the server asks for credentials (HTTP 401); {CREDENTIALS_HINT}"
+        who = f"user {user!r}" if user and password else "the token in MLFLOW_TRACKING_TOKEN"
+        if err.code == 401:
+            return f"the server refused {who} (HTTP 401: wrong user or password); {CREDENTIALS_HINT}"
+        if err.code == 403:
+            return f"{who} may not read experiments (HTTP 403); ask the server's admin for permission"
+        return None  # other answers: MLflow's own client reports them
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        return str(getattr(err, "reason", err))
+
+
+def check_tracking_server(uri: str) -> None:
+    """Raise DataError, in seconds, if the MLflow server at http(s) `uri` does not answer or
+    refuses this process's credentials (MLflow's client would retry for minutes).
+
+    Needs neither mlflow nor TensorFlow: commands call it before importing them."""
+    fix = "or set MLFLOW_TRACKING_URI to a reachable store (or sqlite:///mlflow.db)"
+    problem = http_problem(uri)
+    if problem is not None:
+        raise DataError(
+            f"cannot reach the MLflow tracking server {redact(uri)} ({problem}); "
+            f"start it (mlflow server --host 127.0.0.1) {fix}"
+        )
+    problem = credentials_problem(uri)
+    if problem is not None:
+        raise DataError(f"MLflow tracking server {redact(uri)}: {problem}")
+
+
+def check_environment_tracking_server() -> None:
+    """`check_tracking_server` for MLFLOW_TRACKING_URI when it names an http(s) server."""
+    import os
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri)
 
 
 def is_database_server(url: str) -> bool:

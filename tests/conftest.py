@@ -77,6 +77,30 @@ def _isolated_cache(tmp_path_factory, tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    # In-process command-line calls install `interrupts.interrupt_once`, which disarms itself on
+    # the first signal (a command-line process then exits); the next test starts from the same
+    # handlers as this one.
+    saved = {each: signal.getsignal(each) for each in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for each, handler in saved.items():
+        signal.signal(each, handler)
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_restored():
+    # `mlflow.set_tracking_uri` outlives the test that called it and outranks MLFLOW_TRACKING_URI:
+    # without this, a later test's store (from its environment) would be ignored.
+    import mlflow
+
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(None)
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 def micro_config(**overrides):
     """A config small enough to train in seconds (2 layers, hidden 16)."""
     from gated_bert.config import GatedBertConfig

@@ -264,6 +264,10 @@ SNAPSHOT = textwrap.dedent(
 
     import numpy, pandas, tensorflow, keras, matplotlib, mlflow, optuna, sklearn, scipy, datasets
     import tokenizers, rich, click
+    try:
+        import psycopg  # gated_bert loads it early when installed (its logger's level is its own)
+    except ImportError:
+        pass
 
     def snapshot():
         loggers = {"": logging.getLogger()}

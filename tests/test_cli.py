@@ -434,3 +434,54 @@ def test_sqlite_store_in_a_missing_folder_is_one_line(tmp_path):
     with pytest.raises(DataError, match=r"does not exist\); fix it or set MLFLOW_TRACKING_URI"):
         open_sqlite_store(f"sqlite:///{tmp_path}/no/such/mlflow.db")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tracking_server_credentials_are_checked_in_one_line_before_tensorflow(monkeypatch):
+    """A server that asks for credentials (401) or refuses them: one line naming what to set."""
+    import http.server
+    import threading
+
+    from gated_bert import stores
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            import base64
+
+            given = self.headers.get("Authorization", "").removeprefix("Basic ")
+            user = base64.b64decode(given).decode() if given else None
+            statuses = {"u:right": 200, "u:no-permission": 403}
+            status = 200 if self.path == "/health" else statuses.get(user, 401)
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        assert "asks for credentials (HTTP 401)" in stores.credentials_problem(url)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "u")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-secret")
+        problem = stores.credentials_problem(url)
+        assert "refused user 'u' (HTTP 401" in problem and "hunter2" not in problem
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "no-permission")
+        assert "may not read experiments (HTTP 403)" in stores.credentials_problem(url)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "right")
+        assert stores.credentials_problem(url) is None
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-secret")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        done = subprocess.run(
+            [sys.executable, "-m", "gated_bert.cli", "train", "--task", "sst2"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+        )
+        assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+        assert done.stderr.startswith("Error: MLflow tracking server") and "HTTP 401" in done.stderr
+    finally:
+        server.shutdown()

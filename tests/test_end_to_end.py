@@ -160,6 +160,8 @@ def test_train_twice_in_one_process_after_an_interrupt(sst2_dir, tmp_path):
     config = micro_config(
         data_dir=str(sst2_dir), epochs=1, output_root=str(tmp_path / "out"), experiment_name="twice"
     )
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a notebook's handlers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     package_log = logging.getLogger("gated_bert")
     log_state = (package_log.level, list(package_log.handlers))

@@ -7,16 +7,21 @@ set, and fail where they are set but the services do not answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -67,15 +72,19 @@ SWEEP += ["--max-train-samples", "200", "--max-eval-samples", "100", "--pruning-
 SWEEP += ["--pruning-start-epoch", "1", "--end-sparsity", "0.5", "--pruner", "none", "--verbose", "0"]
 
 
+def _sweep_command(data_dir) -> list[str]:
+    """`gated-bert sweep` with the tests' small budget, on `data_dir`."""
+    return [sys.executable, "-m", "gated_bert.cli", "sweep", *SWEEP, "--data-dir", str(data_dir)]
+
+
 def _sweep(services: Services, home, study: str, experiment: str, data_dir, n_trials: int = 3):
     home.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "gated_bert.cli", "sweep", *SWEEP, "--data-dir", str(data_dir)]
-    command += ["--storage", services.postgres, "--study-name", study, "--n-trials", str(n_trials)]
+    command = [*_sweep_command(data_dir), "--study-name", study, "--n-trials", str(n_trials)]
     command += ["--experiment-name", experiment, "--output-root", str(home / "out")]
     return subprocess.Popen(
         command,
         cwd=home,
-        env=_machine_env(home, services.mlflow),
+        env=dict(_machine_env(home, services.mlflow), GATED_BERT_STORAGE=services.postgres),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -87,83 +96,213 @@ def _get(url: str) -> bytes:
         return answer.read()
 
 
+SCRIPT = ["bash", str(REPO / "scripts" / "dev-services.sh")]
+
+
+@contextlib.contextmanager
+def _services_on(host, folder):
+    """`scripts/dev-services.sh start` on `host` (a network namespace), its exports as a dict."""
+    env = dict(
+        os.environ,
+        GATED_BERT_SERVICES_DIR=str(folder),
+        GATED_BERT_SERVICES_HOST=host.address,
+        GATED_BERT_SERVICES_NETNS=host.namespace,
+        PYTHON=sys.executable,
+    )
+    try:
+        started = subprocess.run([*SCRIPT, "start"], env=env, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr[-3000:]
+        exports = dict(
+            shlex.split(line[len("export ") :])[0].split("=", 1) for line in started.stdout.splitlines()
+        )
+        exports["dump"] = lambda: (
+            subprocess.run([*SCRIPT, "dump"], env=env, capture_output=True, check=True).stdout
+        )
+        yield exports
+    finally:
+        subprocess.run([*SCRIPT, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def _status(host, *curl_args: str) -> str:
+    done = subprocess.run(
+        host.command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *curl_args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def _written(paths, exclude=()) -> list[tuple[str, bytes]]:
+    """(path, bytes) of every file under `paths`, but those under `exclude`."""
+    found = []
+    for root in paths:
+        for path in Path(root).rglob("*"):
+            if path.is_file() and not any(path.is_relative_to(e) for e in exclude):
+                found.append((str(path), path.read_bytes()))
+    return found
+
+
 @pytest.mark.slow
-def test_two_machines_share_one_study_and_one_parent_run(services, tmp_path, data_dir):
+def test_two_hosts_share_one_study_through_authenticated_services(tmp_path, data_dir, monkeypatch):
+    """Services on one network namespace, sweeps on two others, an anonymous client on a fourth:
+    one study, one parent run, 401 for the anonymous client, no password anywhere."""
+    from tests import netns
+
+    problem = netns.unavailable()
+    if problem is not None:
+        if os.environ.get("GATED_BERT_REQUIRE_SERVICES"):
+            pytest.fail(f"GATED_BERT_REQUIRE_SERVICES is set but {problem}")
+        pytest.skip(problem)
     import mlflow
     import optuna
 
-    study, experiment = f"two-machines-{uuid.uuid4().hex[:8]}", f"sweep-{uuid.uuid4().hex[:8]}"
-    machines = [_sweep(services, tmp_path / name, study, experiment, data_dir) for name in ("a", "b")]
-    for machine in machines:
-        out, _ = machine.communicate(timeout=900)
-        assert machine.returncode == 0, out[-3000:]
-        assert services.password not in out
+    folder = Path(tempfile.mkdtemp(prefix="gated-bert-hosts-"))  # the postgres user must reach it
+    folder.chmod(0o755)
+    study, experiment = f"two-hosts-{uuid.uuid4().hex[:8]}", f"sweep-{uuid.uuid4().hex[:8]}"
+    try:
+        with (
+            netns.lan("server", "a", "b", "anonymous") as hosts,
+            _services_on(hosts["server"], folder / "s") as svc,
+        ):
+            server, storage = svc["GATED_BERT_TEST_MLFLOW"], svc["GATED_BERT_TEST_POSTGRES"]
+            assert server.startswith(f"http://{hosts['server'].address}:") and "sslmode=require" in storage
+            secrets = {
+                "database": urllib.parse.urlsplit(storage).password,
+                "worker": svc["MLFLOW_TRACKING_PASSWORD"],
+                "admin": (folder / "s" / "secrets" / "admin_password").read_text().strip(),
+            }
+            anonymous = hosts["anonymous"]
+            assert _status(anonymous, f"{server}/api/2.0/mlflow/experiments/search?max_results=5") == "401"
+            create = ["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"name": "intruder"}']
+            assert _status(anonymous, *create, f"{server}/api/2.0/mlflow/experiments/create") == "401"
 
-    trials = optuna.load_study(study_name=study, storage=services.postgres).trials
-    assert len(trials) == 6 and {t.state.name for t in trials} == {"COMPLETE"}
+            def worker(name, password=secrets["worker"]):
+                home = tmp_path / name
+                home.mkdir()
+                env = _machine_env(home, server)
+                env.update(
+                    GATED_BERT_STORAGE=storage, MLFLOW_TRACKING_USERNAME=svc["MLFLOW_TRACKING_USERNAME"]
+                )
+                if name == "b":  # the database password in a libpq password file, not in the URL
+                    parts = urllib.parse.urlsplit(storage)
+                    passfile = home / "pgpass"
+                    passfile.write_text(f"*:*:*:{parts.username}:{parts.password}\n")
+                    passfile.chmod(0o600)
+                    env["PGPASSFILE"] = str(passfile)
+                    env["GATED_BERT_STORAGE"] = storage.replace(f":{parts.password}@", "@")
+                env["MLFLOW_TRACKING_PASSWORD"] = password
+                command = [
+                    *_sweep_command(data_dir),
+                    "--study-name",
+                    study,
+                    "--n-trials",
+                    "2",
+                    "--n-jobs",
+                    "1",
+                ]
+                command += ["--experiment-name", experiment, "--output-root", str(home / "out")]
+                return subprocess.Popen(
+                    hosts[name].command(*command),
+                    cwd=home,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
 
-    client = mlflow.MlflowClient(services.mlflow)
-    experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    runs = client.search_runs([experiment_id], max_results=100)
-    parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
-    assert len(parents) == 1, [r.info.run_name for r in runs]
-    parent = parents[0]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 7 and len(children) == 6  # one run per trial, nothing else nested
-    assert {r.info.status for r in children} == {"FINISHED"}
-    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == list(range(6))
-    assert len({r.data.tags["gated_bert.sweep_invocation"] for r in children}) == 2
-    assert parent.data.metrics["trials_complete"] == 6  # the last invocation to end saw all six
+            started = time.time()
+            intruder = worker("b", password="not-the-password")  # b first, with a wrong password
+            out, _ = intruder.communicate(timeout=60)
+            errors = [line for line in out.splitlines() if line.startswith("Error")]
+            assert intruder.returncode == 2 and len(errors) == 1 and "Traceback" not in out, out[-2000:]
+            assert "HTTP 401" in errors[0] and "not-the-password" not in out
+            assert time.time() - started < 10
+            shutil.rmtree(tmp_path / "b")
 
-    for run in runs:  # no password in any param or tag
-        values = [*run.data.params.values(), *run.data.tags.values()]
-        assert not [v for v in values if services.password in v], run.info.run_name
+            machines = [worker("a"), worker("b")]
+            shown = []
+            while any(m.poll() is None for m in machines):  # `ps -ef` while the sweep runs
+                listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+                shown += [
+                    f"{name}: {line}"
+                    for line in listing.splitlines()
+                    for name, secret in secrets.items()
+                    if secret in line
+                ]
+                time.sleep(0.5)
+            outputs = [m.communicate()[0] for m in machines]
+            assert [m.returncode for m in machines] == [0, 0], [o[-3000:] for o in outputs]
+            assert not shown, shown[:3]
 
-    child = children[0]
-    assert child.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server, no shared disk
-    listed = json.loads(_get(f"{services.mlflow}/api/2.0/mlflow/artifacts/list?run_id={child.info.run_id}"))
-    assert "run_config.json" in {f["path"] for f in listed["files"]}
-    path = child.info.artifact_uri.split("mlflow-artifacts:/", 1)[1]
-    config = json.loads(_get(f"{services.mlflow}/api/2.0/mlflow-artifacts/artifacts/{path}/run_config.json"))
-    assert config["pruning_method"] == "magnitude" and config["end_sparsity"] == 0.5
+            trials = optuna.load_study(study_name=study, storage=storage).trials
+            assert len(trials) == 4 and {t.state.name for t in trials} == {"COMPLETE"}
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", svc["MLFLOW_TRACKING_USERNAME"])
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secrets["worker"])
+            client = mlflow.MlflowClient(server)
+            experiment_id = client.get_experiment_by_name(experiment).experiment_id
+            runs = client.search_runs([experiment_id], max_results=100)
+            parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+            assert len(parents) == 1, [r.info.run_name for r in runs]
+            parent = parents[0]
+            children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+            assert len(runs) == 5 and len(children) == 4
+            assert {r.info.status for r in runs} == {"FINISHED"}
+            assert len({r.data.tags["gated_bert.sweep_invocation"] for r in children}) == 2
+            assert parent.data.metrics["trials_complete"] == 4  # the last invocation to end saw all four
+            child = children[0]
+            assert child.info.artifact_uri.startswith(
+                "mlflow-artifacts:"
+            )  # through the server, no shared disk
+            config = json.loads(
+                Path(
+                    client.download_artifacts(child.info.run_id, "run_config.json", str(tmp_path))
+                ).read_text()
+            )
+            assert config["pruning_method"] == "magnitude" and config["end_sparsity"] == 0.5
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gated_bert.cli",
-            "sweep-report",
-            "--study-name",
-            study,
-            "--storage",
-            services.postgres,
-        ],
-        cwd=tmp_path,
-        env=_machine_env(tmp_path / "c", services.mlflow),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0 and f"sweep run {parent.info.run_id}" in done.stdout, done.stderr[-2000:]
-    assert services.password not in done.stdout + done.stderr
+            report = subprocess.run(
+                [sys.executable, "-m", "gated_bert.cli", "sweep-report", "--study-name", study],
+                cwd=tmp_path,
+                env=dict(_machine_env(tmp_path / "c", server), GATED_BERT_STORAGE=storage),
+                capture_output=True,
+                text=True,
+            )
+            assert report.returncode == 0 and f"sweep run {parent.info.run_id}" in report.stdout, (
+                report.stderr[-2000:]
+            )
+
+            # everything the sweep wrote: its output, both homes, the server's log and artifact store,
+            # and both databases (MLflow's and the study's), but the services' own secrets files
+            services = folder / "s"
+            secret_files = [
+                services / "env",
+                services / "secrets",
+                services / "pg",
+                tmp_path / "b" / "pgpass",
+            ]
+            written = _written([tmp_path, services], exclude=secret_files)
+            written += [
+                ("stdout", "".join(outputs + [report.stdout, report.stderr]).encode()),
+                ("dump", svc["dump"]()),
+            ]
+            assert len(written) > 20 and any(p.endswith("run_config.json") for p, _ in written)
+            leaks = [
+                (path, name)
+                for path, data in written
+                for name, secret in secrets.items()
+                if secret.encode() in data
+            ]
+            assert not leaks, leaks[:5]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_wrong_password_is_one_line_exit_2_within_seconds(services, tmp_path, data_dir):
     wrong = services.postgres.replace(f":{services.password}@", ":not-the-password@")
     started = time.time()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gated_bert.cli",
-            "sweep",
-            *SWEEP,
-            "--data-dir",
-            str(data_dir),
-            "--storage",
-            wrong,
-            "--n-trials",
-            "1",
-        ],
+        [*_sweep_command(data_dir), "--storage", wrong, "--n-trials", "1"],
         cwd=tmp_path,
         env=_machine_env(tmp_path, services.mlflow),
         capture_output=True,
@@ -174,6 +313,39 @@ def test_wrong_password_is_one_line_exit_2_within_seconds(services, tmp_path, da
     assert "password authentication failed" in errors[0] and "not-the-password" not in done.stderr
     assert time.time() - started < 60
     assert not (tmp_path / "out").exists()
+
+
+def test_a_user_without_permission_on_the_experiment_is_one_line_exit_2(services, tmp_path, data_dir):
+    """The admin's experiment is not the workers': training into it stops before any run, HTTP 403."""
+    import base64
+
+    admin = (Path(os.environ["GATED_BERT_SERVICES_DIR"]) / "secrets" / "admin_password").read_text().strip()
+    name = f"admin-only-{uuid.uuid4().hex[:8]}"
+
+    def as_admin(endpoint: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"{services.mlflow}/api/2.0/mlflow/{endpoint}",
+            data=json.dumps(body).encode(),
+            headers={
+                "Authorization": "Basic " + base64.b64encode(f"admin:{admin}".encode()).decode(),
+                "Content-Type": "application/json",
+            },
+        )
+        return json.loads(urllib.request.urlopen(request, timeout=30).read())
+
+    experiment_id = as_admin("experiments/create", {"name": name})["experiment_id"]
+    command = [sys.executable, "-m", "gated_bert.cli", "train", "--model-size", "tiny", "--epochs", "1"]
+    command += ["--max-train-samples", "64", "--max-eval-samples", "32", "--data-dir", str(data_dir)]
+    command += ["--experiment-name", name, "--output-root", str(tmp_path / "out"), "--verbose", "0"]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=_machine_env(tmp_path, services.mlflow), capture_output=True, text=True
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"experiment {name!r}" in errors[0] and "HTTP 403" in errors[0]
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] in errors[0]
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    assert as_admin("runs/search", {"experiment_ids": [experiment_id]}).get("runs", []) == []
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from gated_bert import stores
 from gated_bert.experiments.plan import DEFAULT_METHODS, OUTPUT_MODES
 from gated_bert.options import experiment_options, experiment_values
 from gated_bert.pruning.names import labels
@@ -66,6 +67,13 @@ def _ask_mode(terminal: bool) -> str:
     "final dev metric gets the alias champion, the second challenger.",
 )
 @click.option(
+    "--teacher",
+    default=None,
+    metavar="RUN_ID|FOLDER|auto",
+    help="Every pruning job distils from this teacher (a FINISHED run id or a saved model folder); "
+    "auto: the dense baseline of each seed is trained first and is its seed's teacher.",
+)
+@click.option(
     "--output-mode",
     type=click.Choice(list(OUTPUT_MODES)),
     default=None,
@@ -73,17 +81,28 @@ def _ask_mode(terminal: bool) -> str:
     help="Live view of the jobs.",
 )
 def experiments(  # noqa: PLR0913 (click passes every option)
-    pruning_methods, parallel, max_parallel_jobs, seeds, end_sparsities, register_model, output_mode, **values
+    pruning_methods,
+    parallel,
+    max_parallel_jobs,
+    seeds,
+    end_sparsities,
+    register_model,
+    teacher,
+    output_mode,
+    **values,
 ):
     """Run several pruning methods with shared settings and compare them."""
     from gated_bert.experiments.plan import describe, make_plan, parse_list
     from gated_bert.quiet_start import import_tensorflow_quietly
 
+    stores.check_environment_tracking_server()  # before TensorFlow loads: one line, in seconds
     import_tensorflow_quietly()
 
     values = {**experiment_values(values), "register_model": register_model}
     grid = parse_list(seeds, int, "--seeds"), parse_list(end_sparsities, float, "--end-sparsities")
-    plan = make_plan(values, pruning_methods, parallel, max_parallel_jobs, output_mode, *grid)
+    plan = make_plan(
+        values, pruning_methods, parallel, max_parallel_jobs, output_mode, *grid, teacher=teacher
+    )
     for line in describe(plan):
         click.echo(line)
     terminal = sys.stdout.isatty() and sys.stdin.isatty()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gated_bert import stores
 from gated_bert.export import FORMATS
 
 
@@ -26,6 +27,7 @@ def export(run_id, output, fmt, float16):
     from gated_bert.quiet_start import import_tensorflow_quietly
     from gated_bert.run import configure_logging
 
+    stores.check_environment_tracking_server()  # before TensorFlow loads: one line, in seconds
     import_tensorflow_quietly()
 
     configure_logging(1)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import click
 
-from gated_bert.options import build_config, config_options, field_options
-from gated_bert.sweep.runner import SweepSettings
+from gated_bert import stores
+from gated_bert.config import GatedBertConfig
+from gated_bert.options import build_config, field_options
+from gated_bert.sweep.runner import SWEEP_CONFIG_DEFAULTS, SweepSettings
 
 SETTINGS_FIELDS = tuple(f for f in SweepSettings.__dataclass_fields__ if f != "seed")
 
 
 @click.command()
 @field_options(SweepSettings, skip=("seed",))
-@config_options
+@field_options(GatedBertConfig, defaults=SWEEP_CONFIG_DEFAULTS)
 def sweep(**values):
     """Optuna search over SPT and schedule settings; trials are nested MLflow runs."""
     config = build_config(values)
     settings = SweepSettings(**{name: values[name] for name in SETTINGS_FIELDS}, seed=config.seed)
+    stores.check_environment_tracking_server()  # before TensorFlow loads: one line, in seconds
     from gated_bert.quiet_start import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -42,7 +45,9 @@ def sweep(**values):
     help="The study whose parent run to refresh.",
 )
 @click.option(
-    "--storage", default=None, help="Its Optuna storage (default: the sweep's default journal file)."
+    "--storage",
+    default=None,
+    help="Its Optuna storage (default: $GATED_BERT_STORAGE, else the sweep's default journal file).",
 )
 def sweep_report(study_name, storage):
     """Refresh a sweep's MLflow parent run: best value and params, trials CSV, Optuna plots."""

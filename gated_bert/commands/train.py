@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gated_bert import stores
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import ConfigError
 from gated_bert.options import NONE_WORDS, build_config, config_options
@@ -54,6 +55,7 @@ def train(  # noqa: PLR0913 (click passes every option)
     """Train one model (one MLflow run) with the given settings."""
     from gated_bert.quiet_start import import_tensorflow_quietly
 
+    stores.check_environment_tracking_server()  # before TensorFlow loads: one line, in seconds
     import_tensorflow_quietly()
     from gated_bert.run import configure_logging
     from gated_bert.run import train as run_training

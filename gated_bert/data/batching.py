@@ -109,6 +109,7 @@ def make_dataset(
     max_width: int | None = None,
     first_epoch: int = 0,
     repeat: bool = False,
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """A tf.data pipeline of padded batches with a known number of batches.
 
@@ -122,6 +123,9 @@ def make_dataset(
     `steps_per_epoch`): Keras then keeps one iterator for the whole run. A new iterator per
     epoch sometimes stalled before the epoch's first batch (docs/training.md, "One data
     iterator per run").
+
+    `targets` (one float32 row per example, e.g. a teacher's outputs): each batch's labels
+    become (labels, those rows).
     """
     lengths = split.lengths
     epochs = itertools.count(first_epoch)
@@ -135,11 +139,14 @@ def make_dataset(
             else:
                 batches = sorted_order(lengths, batch_size)
             for index in batches:
-                yield pad_batch(split, index, pad_to, width_multiple, max_width)
+                inputs, labels = pad_batch(split, index, pad_to, width_multiple, max_width)
+                yield inputs, (labels if targets is None else (labels, targets[index]))
             if not repeat:
                 return
 
     label_spec = tf.TensorSpec([None], tf.float32 if split.labels.dtype.kind == "f" else tf.int64)
+    if targets is not None:
+        label_spec = (label_spec, tf.TensorSpec([None, targets.shape[1]], tf.float32))
     signature = (
         {
             "token_ids": tf.TensorSpec([None, None], tf.int32),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from gated_bert.architecture import BERT_VOCAB_SIZE
@@ -24,6 +25,7 @@ class PreparedData:
     tokenizer: Tokenizer
     train: EncodedSplit
     evals: dict[str, EncodedSplit]
+    teacher_outputs: np.ndarray | None = None  # a teacher's outputs per training example (distillation)
 
     @property
     def task(self) -> Task:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from gated_bert.config import GatedBertConfig
+from gated_bert.config import BASELINE_LABEL, GatedBertConfig
 from gated_bert.errors import ConfigError
 from gated_bert.pretrained.resolve import with_checkpoint
 from gated_bert.pruning.names import from_label, labels
@@ -23,6 +23,7 @@ DEFAULT_METHODS = (
     "baseline",
 )  # the original four and the random control
 OUTPUT_MODES = ("bars", "logs", "both")
+AUTO_TEACHER = "auto"  # --teacher auto: the plan's dense model of each seed, trained first
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class ExperimentPlan:
     labels: tuple[str, ...] = ()  # one per job: the method, or method_sparsity_seedN in a grid
     seeds: tuple[int, ...] = ()  # the grid's seeds (empty: the config's seed)
     end_sparsities: tuple[float, ...] = ()  # the grid's end sparsities (empty: the config's)
+    teacher: str | None = None  # pruned jobs distil from it; "auto": from the dense job of their seed
+
+    @property
+    def teacher_auto(self) -> bool:
+        return self.teacher == AUTO_TEACHER
 
     @property
     def is_grid(self) -> bool:
@@ -84,9 +90,16 @@ def make_plan(
     output_mode: str | None,
     seeds: tuple[int, ...] = (),
     end_sparsities: tuple[float, ...] = (),
+    teacher: str | None = None,
 ) -> ExperimentPlan:
-    """Build one validated config per job from shared values (config field names)."""
+    """Build one validated config per job from shared values (config field names).
+
+    With `teacher`, every pruning job distils from it; with "auto", the dense baseline (added to
+    the methods if missing) is trained first and each pruning job distils from its seed's one.
+    """
     methods = parse_methods(methods_text)
+    if teacher == AUTO_TEACHER and BASELINE_LABEL not in methods:
+        methods = (BASELINE_LABEL, *methods)
     if max_parallel_jobs is not None and max_parallel_jobs < 1:
         raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
     if output_mode is not None and output_mode not in OUTPUT_MODES:
@@ -100,6 +113,8 @@ def make_plan(
             for sparsity in (None,) if baseline or not end_sparsities else end_sparsities:
                 for seed in seeds or (None,):
                     changes = {"pruning_method": from_label(method)}
+                    if teacher and teacher != AUTO_TEACHER and not baseline:
+                        changes["teacher"] = teacher
                     changes.update({} if seed is None else {"seed": seed})
                     changes.update({} if sparsity is None else {"end_sparsity": sparsity})
                     configs.append(GatedBertConfig(**{**values, **changes}))
@@ -115,6 +130,7 @@ def make_plan(
         labels=tuple(labels),
         seeds=seeds,
         end_sparsities=end_sparsities,
+        teacher=teacher or None,
     )
 
 
@@ -151,4 +167,10 @@ def describe(plan: ExperimentPlan) -> list[str]:
         f"  spt                explore per layer {str(base.spt_explore_per_layer).lower()}, "
         f"epsilon {base.effective_spt_epsilon:g}, alpha {base.spt_reward_alpha:g}, credit {base.spt_credit}",
         f"  output root        {base.output_root}",
-    ]
+    ] + (
+        [
+            f"  teacher            {plan.teacher} (distil_alpha {base.distill_alpha:g}, T {base.distill_temperature:g})"
+        ]
+        if plan.teacher
+        else []
+    )

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gated_bert import tracking
+from gated_bert.config import BASELINE_LABEL
 from gated_bert.experiments.display import make_display
 from gated_bert.experiments.jobs import Job, JobRunner
 from gated_bert.experiments.plan import ExperimentPlan
@@ -75,6 +76,7 @@ def _params(plan: ExperimentPlan) -> dict:
         "task": base.task,
         "model_size": base.model_label,
         "epochs": base.epochs,
+        "teacher": plan.teacher or "",
     }
 
 
@@ -94,23 +96,51 @@ def _jobs(plan: ExperimentPlan, root: Path, stamp: str) -> list[Job]:
 
 
 def _run_jobs(plan: ExperimentPlan, jobs: list[Job], parent, output_mode: str, terminal: bool) -> None:
-    """Run the jobs with a live view; Ctrl-C stops them all and marks their runs KILLED."""
+    """Run the jobs with a live view; Ctrl-C stops them all and marks their runs KILLED.
+
+    With `--teacher auto` the dense jobs run first; each pruning job then distils from the
+    dense run of its seed (a seed whose dense run failed runs no pruning job)."""
     display = make_display(output_mode, jobs, terminal)
-    runner = JobRunner(
-        jobs,
-        plan.max_parallel_jobs if plan.parallel else 1,
-        tracking.absolute_tracking_uri(),  # jobs run in other folders
-        parent.info.run_id,
-        parent.info.experiment_id,
-        display,
-    )
+
+    def run(some: list[Job]) -> None:
+        JobRunner(
+            some,
+            plan.max_parallel_jobs if plan.parallel else 1,
+            tracking.absolute_tracking_uri(),  # jobs run in other folders
+            parent.info.run_id,
+            parent.info.experiment_id,
+            display,
+        ).run()
+
     try:
-        runner.run()
+        if not plan.teacher_auto:
+            run(jobs)
+            return
+        run([j for j in jobs if not j.config.enable_pruning])
+        run(_with_teachers([j for j in jobs if j.config.enable_pruning], parent.info.run_id))
     except KeyboardInterrupt:
         tracking.kill_running_children(parent.info.run_id)
         raise
     finally:
         display.close()
+
+
+def _with_teachers(pruned: list[Job], parent_run_id: str) -> list[Job]:
+    """The pruning jobs whose seed has a FINISHED dense run, each told to distil from it."""
+    teachers = {
+        run.data.tags.get("seed"): run.info.run_id
+        for run in tracking.child_runs(parent_run_id)
+        if run.data.tags.get("method") == BASELINE_LABEL and run.info.status == "FINISHED"
+    }
+    ready = []
+    for job in pruned:
+        teacher = teachers.get(str(job.config.seed))
+        if teacher is None:
+            log.error("no dense run of seed %d finished: %s is not run", job.config.seed, job.method)
+            continue
+        job.config = job.config.replace(teacher=teacher)
+        ready.append(job)
+    return ready
 
 
 def _compare_finished(plan: ExperimentPlan, parent_run_id: str, root: Path):

@@ -6,15 +6,18 @@ import math
 
 import optuna
 
+from gated_bert import interrupts
 from gated_bert.config import GatedBertConfig
 from gated_bert.sweep.search_space import load_space, suggest_config
-from gated_bert.sweep.storage import INVOCATION_TAG, WORKER_PID
+from gated_bert.sweep.storage import INTERRUPTED, INVOCATION_TAG, WORKER_PID
 from gated_bert.tasks import TASKS
 
 
 def failure_reason(err: BaseException) -> str:
     """Why a trial failed, in one line; a lost database connection says so (Optuna's own
     message for it speaks of invalid data)."""
+    if isinstance(err, KeyboardInterrupt) or interrupts.received():
+        return INTERRUPTED
     cause: BaseException | None = err
     while cause is not None:
         if type(cause).__name__ == "OperationalError":
@@ -53,6 +56,7 @@ class Objective:
             "window_mean": f"window_mean_{self.metric}",
         }[getattr(settings, "objective", "final")]
         self.invocation = invocation
+        self.keep_checkpoints = getattr(settings, "keep_checkpoints", False)
 
     def __call__(self, trial: optuna.Trial) -> float:
         import os
@@ -66,10 +70,14 @@ class Objective:
         run_tags = {**tags, INVOCATION_TAG: self.invocation}
 
         def report(row):
+            """Epochs at the final sparsity only: trials compete at equal sparsity (earlier epochs
+            mostly show how far each trial's pruning has got, not how well it ranks)."""
+            if int(row["epoch"]) < config.pruning_end_epoch:
+                return
             value = row.get(self.metric, float("nan"))
             if math.isfinite(value):
                 trial.report(value, int(row["epoch"]))
-            if trial.should_prune():
+            if int(row["epoch"]) < config.epochs and trial.should_prune():  # the last epoch is done anyway
                 raise optuna.TrialPruned(
                     f"pruned after epoch {int(row['epoch'])} ({self.metric}={value:.4f})"
                 )
@@ -83,6 +91,7 @@ class Objective:
                 parent_run_id=self.parent_run_id,
                 experiment_id=self.experiment_id,
                 finished_on=(optuna.TrialPruned,),
+                keep_checkpoints=self.keep_checkpoints,
             )
         except optuna.TrialPruned:
             tracking.tag_trial_run(self.experiment_id, tags, "PRUNED")

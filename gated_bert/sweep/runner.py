@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gated_bert import interrupts
 from gated_bert.config import SCRATCH_DEFAULTS, GatedBertConfig
 from gated_bert.errors import ConfigError, redact
-from gated_bert.sweep.storage import INVOCATION_TAG, default_storage_path, make_storage
+from gated_bert.interrupts import stop_on_first_interrupt
+from gated_bert.sweep.storage import INVOCATION_TAG, make_storage, resolve_storage
 from gated_bert.sweep.supervisor import run_workers
 from gated_bert.workers import cpu_share, worker_environment
 
@@ -28,6 +30,35 @@ OBJECTIVES = ("final", "best_at_target", "window_mean")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the sweep's one MLflow parent run
 JOIN_WAIT_SECONDS = 60
 PRUNERS = ("median", "hyperband", "none")
+BASE_CONFIG_ATTR = "base_config"  # study user attribute: the fixed settings it was created with
+
+# The sweep's own defaults, where they differ from `train`'s: a budget that finishes on a laptop or a
+# 2-core machine (10 trials of tiny on 32,000 SST-2 examples, 7 epochs) with the from-scratch recipe
+# that learns in it (README, "Optuna sweeps"). Options and MLproject parameters of `sweep` show them.
+SWEEP_CONFIG_DEFAULTS = {
+    "epochs": 7,
+    "max_train_samples": 32000,
+    "pruning_start_epoch": 2,
+    "pruning_end_epoch": 6,
+}
+# Filled in by `sweep_base` for settings left at auto when no checkpoint is given
+# (with --init-from the checkpoint fixes the shape and the fine-tuning defaults apply).
+SWEEP_SCRATCH_DEFAULTS = {
+    "model_size": "tiny",
+    "learning_rate": 2e-4,
+    "lr_schedule": "linear",
+    "warmup_ratio": 0.1,
+    "dropout_rate": 0.1,
+}
+# Settings that do not change what a trial trains: joining a study with other values is fine.
+NOT_FINGERPRINTED = (
+    "data_dir",
+    "init_from",  # compared by the checkpoint's weights instead (a folder differs between machines)
+    "output_root",
+    "experiment_name",
+    "register_model",
+    "verbose",
+)
 
 
 def _help(text: str, default) -> Any:
@@ -41,11 +72,16 @@ class SweepSettings:
     base config's)."""
 
     n_trials: int = _help("Trials in total, across all workers.", 10)
-    n_jobs: int = _help("Parallel worker processes.", 1)
+    n_jobs: int | None = _help(
+        "Parallel worker processes (default: one per CPU core, at most n_trials, as many as fit in "
+        "memory; a given n_jobs is lowered when its workers would not fit).",
+        None,
+    )
     study_name: str = _help("Optuna study; re-using a name continues that study.", "gated-bert-sweep")
     storage: str | None = _help(
-        "Optuna storage URL (e.g. postgresql://...) or journal file "
-        "(default: optuna_journal.log next to the MLflow store).",
+        "Optuna storage URL (e.g. postgresql://user@host/db?sslmode=require) or journal file "
+        "(default: $GATED_BERT_STORAGE, else optuna_journal.log next to the MLflow store). A URL "
+        "with a password belongs in GATED_BERT_STORAGE or ~/.pgpass, not on the command line.",
         None,
     )
     objective: str = _help(
@@ -60,11 +96,22 @@ class SweepSettings:
     search_space: str | None = _help(
         "YAML/JSON file that narrows or replaces the default search space.", None
     )
+    keep_checkpoints: bool = _help(
+        "Keep each trial's checkpoints after it completes or is pruned (default: delete them; the "
+        "trial's model is in its MLflow run).",
+        False,
+    )
+    allow_different_base: bool = _help(
+        "Join an existing study even if its fixed settings (model, data, budget) differ from these.",
+        False,
+    )
 
     def __post_init__(self):
         if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
             raise ConfigError(f"n_trials must be a positive integer, got {self.n_trials!r}")
-        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1
+        ):
             raise ConfigError(f"n_jobs must be a positive integer, got {self.n_jobs!r}")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
@@ -122,10 +169,24 @@ class WorkerJob:
 
 
 def worker_main(job: WorkerJob) -> None:
-    """Entry point of a worker process (its edge): run `job.n_trials` trials of the study."""
+    """Entry point of a worker process (its edge): run `job.n_trials` trials of the study.
+
+    Interrupted (Ctrl-C reaches the whole process group; the parent interrupts its workers
+    too), the worker ends its trial's run KILLED and exits 130 without a traceback.
+    """
     os.environ.pop("MLFLOW_RUN_ID", None)  # trials are children, never the launched run itself
     os.environ.update(worker_environment(job.threads, job.tracking_uri))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> runs KILLED
+    stop_on_first_interrupt()  # SIGINT/SIGTERM -> one KeyboardInterrupt -> the trial's run KILLED
+    try:
+        _run_trials(job)
+    except KeyboardInterrupt:
+        from gated_bert.tracking.runs import end_active_runs
+
+        end_active_runs("KILLED")
+        sys.exit(130)
+
+
+def _run_trials(job: WorkerJob) -> None:
     import optuna
 
     from gated_bert import tracking
@@ -133,6 +194,8 @@ def worker_main(job: WorkerJob) -> None:
 
     tracking.use_tracking_uri(job.tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:  # its own: a trial's failure is logged there
+        handler.addFilter(_no_interrupt_tracebacks)
     base = GatedBertConfig.from_json(job.base_json)
     configure_logging(base.verbose)
     study = optuna.load_study(
@@ -147,6 +210,14 @@ def worker_main(job: WorkerJob) -> None:
     study.optimize(objective, n_trials=job.n_trials, timeout=job.settings.timeout, catch=(Exception,))
 
 
+def _no_interrupt_tracebacks(record: logging.LogRecord) -> bool:
+    """Ctrl-C is not a failure worth a traceback per trial (the trial is recorded as interrupted),
+    whatever error a library made of the KeyboardInterrupt."""
+    return not (
+        record.exc_info and (isinstance(record.exc_info[1], KeyboardInterrupt) or interrupts.received())
+    )
+
+
 def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -157,7 +228,9 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
 
     Several invocations (other machines, a re-run after a crash) share one study and one
     MLflow parent run: the invocation that creates the study opens the parent run and records
-    its id in the study; the others find it there and log their trials under it.
+    its id and its fixed settings in the study; the others find them there and log their trials
+    under it. Everything that can be refused (settings, data, memory, a study with other fixed
+    settings) is, before any MLflow run is created.
     """
     import uuid
 
@@ -165,23 +238,40 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
 
     base = sweep_base(base)
     _check_inputs(base, settings)
+    workers = plan_workers(base, settings)
     tracking.check_tracking_store()  # before the study's storage is written
-    storage = settings.storage or str(default_storage_path())
+    tracking.check_experiment_access(base.effective_experiment_name)
+    storage = resolve_storage(settings.storage)
     study, created = _claim_study(base, settings, storage)
     shown = redact(storage)  # what is logged and printed: never a password
     parent_id = None if created else _study_parent(study, settings, storage)
+    if not created:
+        _check_same_base(study, base, settings, storage)
     tags = {"optuna.study_name": settings.study_name, "optuna.storage": shown, "sweep": "parent"}
-    name = f"sweep_{settings.study_name}"
+    invocation = uuid.uuid4().hex
+    try:
+        return _run_parent(base, settings, study, storage, parent_id, tags, invocation, workers)
+    except KeyboardInterrupt as interrupt:
+        if getattr(interrupt, "others_active", None):  # ended KILLED by its run context: open again
+            log.warning("other invocations still run trials of this sweep: its parent run stays open")
+            tracking.reopen_run(interrupt.others_active)
+        raise
+
+
+def _run_parent(base, settings, study, storage, parent_id, tags, invocation, workers) -> SweepResult:
+    """This invocation inside the sweep's parent run (created, or continued with `parent_id`)."""
+    from gated_bert import tracking
+
+    shown, name = redact(storage), f"sweep_{settings.study_name}"
     with tracking.start_run(base, run_name=name, tags=tags, resume_run_id=parent_id) as parent:
         if parent_id is None:
             tracking.log_config(base)
             tracking.log_params({f"sweep.{k}": v for k, v in asdict(settings).items() if k != "storage"})
-            tracking.log_params({"sweep.storage": shown})
+            tracking.log_params({"sweep.storage": shown, "sweep.workers": workers})
             study.set_user_attr(PARENT_RUN_ATTR, parent.info.run_id)
         else:
             tracking.point_launched_run_to(parent_id)
-        invocation = uuid.uuid4().hex
-        jobs = _worker_jobs(base, settings, storage, parent.info, invocation)
+        jobs = _worker_jobs(base, settings, storage, parent.info, invocation, workers)
         log.info(
             "study %s in %s: %d trials on %d worker(s), %d TF threads each (%d earlier trials)",
             settings.study_name,
@@ -193,11 +283,83 @@ def run_sweep(base: GatedBertConfig, settings: SweepSettings) -> SweepResult:
         )
         try:
             run_workers(jobs, worker_main)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             tracking.kill_running_children(parent.info.run_id, {INVOCATION_TAG: invocation})
+            if tracking.child_run_ids(parent.info.run_id, status="RUNNING"):
+                interrupt.others_active = parent.info.run_id
             raise
         best_value, best_params, states = log_report(settings.study_name, storage)
     return SweepResult(parent.info.run_id, settings.study_name, shown, best_value, best_params, states)
+
+
+def plan_workers(base: GatedBertConfig, settings: SweepSettings) -> int:
+    """How many worker processes to start: n_jobs (default: one per core), at most n_trials,
+    lowered to as many as fit in memory; none fitting is refused."""
+    from gated_bert.memory import fitting_workers, gigabytes
+    from gated_bert.training.settings import resolved_config
+    from gated_bert.training.threads import available_cpus
+
+    wanted = min(settings.n_jobs or available_cpus(), settings.n_trials)
+    config = resolved_config(base)
+    fit = fitting_workers(config, wanted)
+    each, free = gigabytes(fit.peak_bytes), gigabytes(fit.available_bytes)
+    if fit.workers == 0:
+        raise ConfigError(
+            f"one worker training {config.model_label} at batch size {config.batch_size} needs about "
+            f"{each} of memory and {free} is available; choose a smaller --model-size, --batch-size or "
+            "--max-len, or free memory"
+        )
+    if fit.workers < wanted:
+        log.warning(
+            "%d workers would need about %s each and %s is available: starting %d",
+            wanted,
+            each,
+            free,
+            fit.workers,
+        )
+    return fit.workers
+
+
+def base_fingerprint(base: GatedBertConfig) -> dict:
+    """The fixed settings a study's trials train with (resolved: 'auto' and the value it means
+    compare equal), without those that do not change a trial's result; a checkpoint by its weights."""
+    import json
+
+    from gated_bert.pretrained.checkpoint import weights_sha256
+    from gated_bert.pretrained.resolve import checkpoint_of
+    from gated_bert.training.settings import resolved_config
+
+    config = resolved_config(base)
+    values = {k: v for k, v in json.loads(config.to_json()).items() if k not in NOT_FINGERPRINTED}
+    checkpoint = checkpoint_of(config)
+    values["init_from_sha256"] = weights_sha256(checkpoint.weights_file) if checkpoint else None
+    return values
+
+
+def _check_same_base(study, base: GatedBertConfig, settings: SweepSettings, storage: str) -> None:
+    """Joining a study whose trials trained with other fixed settings would mix them in one search."""
+    import json
+
+    import optuna
+
+    study = optuna.load_study(study_name=settings.study_name, storage=make_storage(storage))
+    recorded = study.user_attrs.get(BASE_CONFIG_ATTR)
+    if recorded is None:  # a study of an older version
+        study.set_user_attr(BASE_CONFIG_ATTR, json.dumps(base_fingerprint(base), sort_keys=True))
+        return
+    searched = set(_space(settings, base))
+    old, new = json.loads(recorded), base_fingerprint(base)
+    differences = [
+        f"{key} {old.get(key)!r} (now {new.get(key)!r})"
+        for key in sorted(set(old) | set(new))
+        if key not in searched and old.get(key) != new.get(key)
+    ]
+    if differences and not settings.allow_different_base:
+        shown = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
+        raise ConfigError(
+            f"study {settings.study_name!r} was created with other fixed settings: {shown}; choose a new "
+            "--study-name, or pass --allow-different-base to add these trials to it anyway"
+        )
 
 
 def log_report(study_name: str, storage: str) -> tuple:
@@ -217,7 +379,7 @@ def refresh_report(study_name: str, storage: str | None) -> tuple[str, tuple]:
     from gated_bert import tracking
 
     tracking.check_tracking_store()
-    storage = storage or str(default_storage_path())
+    storage = resolve_storage(storage)
     try:
         study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
     except KeyError:
@@ -239,6 +401,8 @@ def _claim_study(base: GatedBertConfig, settings: SweepSettings, storage: str):
 
     The storage decides who creates it, so two invocations starting together never both do.
     """
+    import json
+
     import optuna
 
     from gated_bert.tasks import TASKS
@@ -249,6 +413,7 @@ def _claim_study(base: GatedBertConfig, settings: SweepSettings, storage: str):
             storage=make_storage(storage),
             direction=TASKS[base.task].direction,
         )
+        study.set_user_attr(BASE_CONFIG_ATTR, json.dumps(base_fingerprint(base), sort_keys=True))
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(study_name=settings.study_name, storage=make_storage(storage)), False
@@ -277,26 +442,36 @@ def _study_parent(study, settings: SweepSettings, storage: str) -> str | None:
 
 def sweep_base(base: GatedBertConfig) -> GatedBertConfig:
     """A sweep searches pruning settings: its trials prune with the from-scratch default method
-    (SPT) unless one is named, with init_from too (where train alone fine-tunes dense)."""
-    if base.pruning_method is not None:
-        return base
-    return base.replace(pruning_method=SCRATCH_DEFAULTS["pruning_method"])
+    (SPT) unless one is named, with init_from too (where train alone fine-tunes dense). From
+    scratch, settings left at auto take the sweep's recipe (`SWEEP_SCRATCH_DEFAULTS`)."""
+    if base.pruning_method is None:
+        base = base.replace(pruning_method=SCRATCH_DEFAULTS["pruning_method"])
+    if base.init_from is None:
+        unset = {k: v for k, v in SWEEP_SCRATCH_DEFAULTS.items() if getattr(base, k) in (None, "auto")}
+        base = base.replace(**unset)
+    return base
+
+
+def _space(settings: SweepSettings, base: GatedBertConfig) -> dict:
+    from gated_bert.sweep.search_space import load_space
+
+    return load_space(settings.search_space, base.epochs)
 
 
 def _check_inputs(base: GatedBertConfig, settings: SweepSettings) -> None:
-    """Bad search spaces and bad data fail before any run or trial starts."""
+    """Bad search spaces, settings and data fail before any run or trial starts."""
     from gated_bert.data.glue import load_task
-    from gated_bert.sweep.search_space import load_space
+    from gated_bert.training.settings import resolved_config
 
-    _check_space(load_space(settings.search_space, base.epochs), base)
+    _check_space(_space(settings, base), base)
+    resolved_config(base)  # settings no trial could train with (a checkpoint that contradicts them)
     load_task(base.task, base.data_dir)
 
 
-def _worker_jobs(base, settings: SweepSettings, storage: str, parent, invocation: str):
+def _worker_jobs(base, settings: SweepSettings, storage: str, parent, invocation: str, workers: int):
     """One job per worker process; `parent` is the parent run's info."""
     from gated_bert import tracking
 
-    workers = min(settings.n_jobs, settings.n_trials)
     uri = tracking.absolute_tracking_uri()
     return [
         WorkerJob(

@@ -2,7 +2,8 @@
 
 A space is a dict of `ParamSpec`s keyed by config field. The default searches
 spt_epsilon, spt_reward_alpha, spt_explore_per_layer, spt_credit, spt_min_probes, the pruning window
-(1 <= start < end <= epochs) and the schedule's shape (step list, cubic or geometric);
+(1 <= start < end <= epochs), the schedule's shape (step list, cubic or geometric) and, for a base
+that distils from a teacher, distill_alpha and distill_temperature;
 end_sparsity stays fixed so that trials compete at equal sparsity.
 
 A YAML/JSON file narrows the default (its params replace same-named ones) or,
@@ -31,6 +32,7 @@ from gated_bert.errors import ConfigError
 
 KINDS = ("float", "int", "categorical")
 WINDOW = ("pruning_start_epoch", "pruning_end_epoch")
+DISTILLATION = ("distill_alpha", "distill_temperature")  # searched only with a teacher
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ def default_space(epochs: int) -> dict[str, ParamSpec]:
         "pruning_start_epoch": ParamSpec("int", 1, max(1, epochs - 1)),
         "pruning_end_epoch": ParamSpec("int", 2, epochs),
         "sparsity_schedule": ParamSpec("categorical", choices=("steps", "cubic", "geometric")),
+        # drawn only when the base distils from a teacher (--teacher)
+        "distill_alpha": ParamSpec("float", 0.1, 0.9),
+        "distill_temperature": ParamSpec("float", 1.0, 8.0, log=True),
     }
 
 
@@ -140,7 +145,7 @@ def suggest_config(trial, space: dict[str, ParamSpec], base: GatedBertConfig) ->
     """
     values: dict[str, Any] = {}
     for name, spec in space.items():
-        if name in WINDOW:
+        if name in WINDOW or (name in DISTILLATION and base.teacher is None):
             continue
         values[name] = spec.suggest(trial, name)
     epochs = values.get("epochs", base.epochs)

@@ -14,6 +14,15 @@ from gated_bert.errors import ConfigError, redact
 
 INVOCATION_TAG = "gated_bert.sweep_invocation"  # trial runs: which invocation ran them
 WORKER_PID = "worker_pid"  # trial user attr: which process runs the trial
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"  # fail_reason of a trial stopped by an interrupt
+
+
+STORAGE_ENV = "GATED_BERT_STORAGE"  # the storage URL, kept off command lines (its password)
+
+
+def resolve_storage(spec: str | None) -> str:
+    """`--storage` if given, else $GATED_BERT_STORAGE, else the journal file next to the MLflow store."""
+    return spec or os.environ.get(STORAGE_ENV) or str(default_storage_path())
 
 
 def default_storage_path() -> Path:

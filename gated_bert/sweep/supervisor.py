@@ -17,7 +17,7 @@ import os
 import signal
 import time
 
-from gated_bert.sweep.storage import WORKER_PID, make_storage
+from gated_bert.sweep.storage import INTERRUPTED, WORKER_PID, make_storage
 
 log = logging.getLogger("gated_bert")
 POLL_SECONDS = 0.5
@@ -50,6 +50,7 @@ def run_workers(jobs: list, target) -> None:
                     )
     except KeyboardInterrupt:
         _stop(list(running))
+        _fail_interrupted(running)
         raise
 
 
@@ -61,32 +62,51 @@ def _start(context, target, job):
 
 def _recover(job, process):
     """Fail and re-enqueue the dead worker's running trial; the job for its remaining trials, or None."""
-    import optuna
-
-    from gated_bert import tracking
-
     log.warning(
         "worker %d (pid %d) died with exit code %s; retrying its trial",
         job.index,
         process.pid,
         process.exitcode,
     )
-    storage = make_storage(job.storage)
-    study = optuna.load_study(study_name=job.settings.study_name, storage=storage)
-    study_id = storage.get_study_id_from_name(job.settings.study_name)
-    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_PID) == process.pid]
     reason = f"worker process {process.pid} died (exit code {process.exitcode})"
-    for trial in mine:
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            tags = {"optuna.study_name": job.settings.study_name, "optuna.trial_number": str(trial.number)}
-            tracking.end_trial_runs(job.experiment_id, tags, "KILLED", "FAIL")
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    study, mine, failed = _fail_running_trials(job, process.pid, reason)
+    for trial in failed:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
     finished = [t for t in mine if t.state.is_finished() and t.user_attrs.get("fail_reason") is None]
     remaining = job.n_trials - len(finished)
     return dataclasses.replace(job, n_trials=remaining) if remaining > 0 else None
+
+
+def _fail_running_trials(job, pid: int, reason: str):
+    """Tell FAIL (with `reason`) the trials worker `pid` left RUNNING and end their runs KILLED.
+
+    Returns the study, every trial of that worker as read before, and the ones it failed."""
+    import optuna
+
+    from gated_bert import tracking
+
+    storage = make_storage(job.storage)
+    study = optuna.load_study(study_name=job.settings.study_name, storage=storage)
+    study_id = storage.get_study_id_from_name(job.settings.study_name)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_PID) == pid]
+    failed = [t for t in mine if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in failed:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        tags = {"optuna.study_name": job.settings.study_name, "optuna.trial_number": str(trial.number)}
+        tracking.end_trial_runs(job.experiment_id, tags, "KILLED", "FAIL")
+    return study, mine, failed
+
+
+def _fail_interrupted(running: dict) -> None:
+    """Trials the stopped workers left RUNNING (the interrupt came while Optuna was not inside the
+    objective, e.g. telling a result) are told FAIL, as an interrupted trial is."""
+    for process, job in running.items():
+        try:
+            _fail_running_trials(job, process.pid, INTERRUPTED)
+        except Exception as err:  # the study's storage gone too: the trial stays RUNNING, said so
+            log.warning("could not mark worker %d's trial FAIL after the interrupt (%s)", job.index, err)
 
 
 def _stop(processes) -> None:

@@ -24,6 +24,7 @@ from gated_bert.tracking.models import (
 )
 from gated_bert.tracking.runs import (
     absolute_tracking_uri,
+    check_experiment_access,
     check_tracking_store,
     log_artifacts,
     log_config,
@@ -44,6 +45,7 @@ from gated_bert.tracking.search import (
     load_text,
     mark_killed,
     metric_history,
+    reopen_run,
     run_exists,
     run_info,
     running_runs,
@@ -54,6 +56,7 @@ __all__ = [
     "RunInfo",
     "absolute_tracking_uri",
     "alias_best_versions",
+    "check_experiment_access",
     "check_tracking_store",
     "child_run_ids",
     "child_runs",
@@ -74,6 +77,7 @@ __all__ = [
     "load_text",
     "mark_killed",
     "point_launched_run_to",
+    "reopen_run",
     "running_runs",
     "metric_history",
     "run_exists",

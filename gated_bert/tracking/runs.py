@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import math
 import os
 import signal
@@ -19,6 +20,9 @@ import mlflow
 
 from gated_bert.config import GatedBertConfig
 from gated_bert.errors import DataError, redact
+from gated_bert.interrupts import raises_interrupt
+
+log = logging.getLogger("gated_bert")
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -50,12 +54,7 @@ def check_tracking_store(uri: str | None = None) -> None:
     uri = uri or mlflow.get_tracking_uri()
     fix = "or set MLFLOW_TRACKING_URI to a reachable store (or sqlite:///mlflow.db)"
     if uri.startswith(("http://", "https://")):
-        problem = stores.http_problem(uri)
-        if problem is not None:
-            raise DataError(
-                f"cannot reach the MLflow tracking server {redact(uri)} ({problem}); "
-                f"start it (mlflow server --host 127.0.0.1) {fix}"
-            )
+        stores.check_tracking_server(uri)
         return
     if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
         return  # a local file: MLflow creates it with the run
@@ -120,21 +119,22 @@ def _interrupt_watch():
     Libraries sometimes turn a KeyboardInterrupt raised inside them into their
     own error; the event still lets the run end KILLED rather than FAILED. Only
     signals that already raise KeyboardInterrupt (Python's default for SIGINT;
-    SIGTERM where the command line set it so) are watched; nothing else changes.
+    the command line's `interrupts.interrupt_once`) are watched; nothing else changes.
     """
     interrupted = threading.Event()
     previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             current = signal.getsignal(signum)
-            if current is signal.default_int_handler or getattr(current, "_run_watch", False):
+            if raises_interrupt(current) or getattr(current, "_run_watch", False):
                 previous[signum] = current
                 signal.signal(signum, _watching_handler(interrupted, current))
     try:
         yield interrupted
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # disarmed by `interrupt_once`: stays so
+                signal.signal(signum, handler)
 
 
 def _watching_handler(interrupted: threading.Event, outer):
@@ -192,6 +192,8 @@ def start_run(
 
 
 RESUMES_TAG = "gated_bert.resumes"
+LAUNCHED_TAG = "gated_bert.launched_run"  # gated-bert took over the run `mlflow run` created
+REFUSED_TAG = "gated_bert.refused"  # the one-line error of input refused under `mlflow run`
 
 
 def point_launched_run_to(resumed_run_id: str) -> None:
@@ -206,6 +208,29 @@ def point_launched_run_to(resumed_run_id: str) -> None:
     client.set_tag(launched, "mlflow.note.content", note)
 
 
+def end_active_runs(status: str) -> None:
+    """End every run still active in this process with `status` (an interrupted process, before
+    it exits: MLflow's exit hook would end them FINISHED)."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status=status)
+
+
+def mark_refused_launched_run(message: str) -> None:
+    """Under `mlflow run`, input refused before anything was logged: the run MLflow created for it
+    says why (its note and the tag `gated_bert.refused`); MLflow ends it FAILED itself."""
+    launched = os.environ.get("MLFLOW_RUN_ID")
+    if not launched:
+        return
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(launched)
+        if run.info.status == "RUNNING" and not ({LAUNCHED_TAG, RESUMES_TAG} & set(run.data.tags)):
+            client.set_tag(launched, REFUSED_TAG, message[:5000])
+            client.set_tag(launched, "mlflow.note.content", f"gated-bert refused its input: {message}")
+    except Exception as err:  # the store is what failed: nothing more to say there
+        log.debug("could not mark launched run %s: %s", launched, err)
+
+
 def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
     launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and mlflow.active_run() is None
     if parent_run_id:
@@ -215,12 +240,48 @@ def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
             experiment_id=experiment_id, run_name=run_name, tags=tags, nested=active is not None
         )
     if launched:
-        run = mlflow.start_run(tags=tags)
+        run = mlflow.start_run(tags={**tags, LAUNCHED_TAG: "true"})
         if run_name:
             mlflow.set_tag("mlflow.runName", run_name)
+        if config is not None and config.experiment_name is None and run.info.experiment_id == "0":
+            log.info(
+                "mlflow run put this run in experiment 'Default'; pass --experiment-name %s to mlflow run "
+                "for one experiment per task",
+                config.effective_experiment_name,
+            )
         return run
-    mlflow.set_experiment(config.effective_experiment_name)
+    _set_experiment(config.effective_experiment_name)
     return mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
+
+
+def check_experiment_access(name: str) -> None:
+    """Raise DataError if a tracking server refuses this client experiment `name` (HTTP 403:
+    another user's experiment), before a run writes anything. A missing one is fine."""
+    if mlflow.get_tracking_uri().startswith(("http://", "https://")) and "MLFLOW_RUN_ID" not in os.environ:
+        with _refused_experiment(name):
+            mlflow.get_experiment_by_name(name)
+
+
+def _set_experiment(name: str) -> None:
+    with _refused_experiment(name):
+        mlflow.set_experiment(name)
+
+
+@contextlib.contextmanager
+def _refused_experiment(name: str):
+    """A server's refusal of experiment `name` as one line (DataError)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as err:
+        if err.error_code != "PERMISSION_DENIED" and "403" not in str(err):
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this client")
+        raise DataError(
+            f"experiment {name!r}: the tracking server does not let {user!r} use it (HTTP 403); "
+            "ask its owner or the server's admin for permission, or pass another --experiment-name"
+        ) from None
 
 
 def _end_own_run(before, status: str) -> None:

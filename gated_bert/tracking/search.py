@@ -86,3 +86,8 @@ def running_runs() -> list[RunInfo]:
 
 def mark_killed(run_id: str) -> None:
     mlflow.MlflowClient().set_terminated(run_id, status="KILLED")
+
+
+def reopen_run(run_id: str) -> None:
+    """RUNNING again (a shared parent run that another process still logs under)."""
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")

@@ -126,6 +126,11 @@ def drop_training_state(directory: Path) -> None:
         path.unlink()
 
 
+def delete(directory: Path) -> None:
+    """Delete a run's checkpoints folder (every epoch, its tokenizer)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _plain(value):
     if isinstance(value, np.integer | np.floating):
         return value.item()

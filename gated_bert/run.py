@@ -288,6 +288,7 @@ def _run_tags(config: GatedBertConfig, tags: dict[str, str] | None) -> dict[str,
         "model_size": config.model_label,
         "seed": str(config.seed),
         "end_sparsity": f"{config.end_sparsity:g}" if config.enable_pruning else "0",
+        "distilled": "true" if config.teacher else "false",
         **(tags or {}),
     }
 

@@ -192,13 +192,20 @@ def test_a_teacher_of_another_task_or_tokenizer_is_refused(sst2_dir, tracking, t
 def test_experiments_teacher_auto_trains_the_dense_model_first_and_distils_from_it(glue_dir, tmp_path):
     from tests.test_experiments import _experiments, _runs
 
-    done = _experiments(tmp_path, glue_dir, "--output-mode", "logs", "--teacher", "auto", methods="magnitude")
+    extra = ("--teacher", "auto", "--undistilled-sparsities", "0.5", "--teacher-train-samples", "240")
+    done = _experiments(tmp_path, glue_dir, "--output-mode", "logs", *extra, methods="magnitude")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "teacher            auto" in done.stdout
+    assert "teacher            auto" in done.stdout and "also without a teacher at 0.5" in done.stdout
     children = [r for r in _runs(tmp_path) if "mlflow.parentRunId" in r.data.tags]
-    by_method = {r.data.tags["method"]: r for r in children}
-    assert sorted(by_method) == ["baseline", "magnitude"]  # the dense teacher was added and ran first
-    dense, pruned = by_method["baseline"], by_method["magnitude"]
+    by_method = {(r.data.tags["method"], r.data.tags["distilled"]): r for r in children}
+    # the dense teacher was added and ran first; magnitude ran with it and without
+    assert sorted(by_method) == [("baseline", "false"), ("magnitude", "false"), ("magnitude", "true")]
+    dense, pruned = by_method[("baseline", "false")], by_method[("magnitude", "true")]
+    undistilled = by_method[("magnitude", "false")]
+    assert "teacher_run_id" not in undistilled.data.params and undistilled.data.tags["end_sparsity"] == "0.5"
+    assert (
+        dense.data.params["max_train_samples"] == "240" and pruned.data.params["max_train_samples"] == "200"
+    )
     assert dense.info.end_time <= pruned.info.start_time
     assert (
         pruned.data.params["teacher_run_id"] == dense.info.run_id

@@ -410,6 +410,72 @@ def test_seeds_and_end_sparsities_make_a_grid(captured_plan, capsys):
     )
 
 
+def test_undistilled_rows_and_teacher_slice(captured_plan, capsys):
+    argv = [
+        "-p",
+        "random,magnitude",
+        "--seeds",
+        "1,2",
+        "--end-sparsities",
+        "0.5,0.9",
+        "--max-train-samples",
+        "300",
+    ]
+    plan, _ = _parse(
+        [*argv, "--teacher", "auto", "--undistilled-sparsities", "0.9", "--teacher-train-samples", "900"],
+        captured_plan,
+    )
+    # the dense teachers (one per seed), 2 methods x 2 sparsities x 2 seeds distilled, 2 x 2 without
+    assert len(plan.configs) == 2 + 8 + 4 and len(plan.distil) == len(plan.configs)
+    jobs = dict(zip(plan.labels, zip(plan.configs, plan.distil)))
+    dense, dense_distil = jobs["baseline_seed1"]
+    assert not dense.enable_pruning and not dense_distil and dense.max_train_samples == 900
+    plain, plain_distil = jobs["magnitude_0.9_seed2_undistilled"]
+    assert (plain.end_sparsity, plain.seed, plain.teacher, plain_distil) == (0.9, 2, None, False)
+    assert plain.max_train_samples == 300 and jobs["magnitude_0.9_seed2"][1] is True
+    assert sum(1 for label in plan.labels if label.endswith("_undistilled")) == 4
+    for extra, message in (
+        (["--undistilled-sparsities", "0.9"], "give --teacher (RUN_ID, FOLDER or auto) too"),
+        (["--teacher-train-samples", "900"], "--teacher-train-samples 900 sizes the teachers"),
+        (["--teacher", "auto", "--teacher-train-samples", "0"], "must be a positive integer, got 0"),
+        (["--teacher", "auto", "--undistilled-sparsities", "0.9,x"], "--undistilled-sparsities must be"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["experiments", *argv, *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_grid_table_keeps_distilled_and_undistilled_apart(tmp_path):
+    from gated_bert import grid_compare
+
+    values = {  # (method, distilled, seed) -> window mean and final
+        ("random", True, 1): 0.60,
+        ("random", True, 2): 0.62,
+        ("magnitude", True, 1): 0.70,
+        ("magnitude", True, 2): 0.75,
+        ("random", False, 1): 0.50,
+        ("random", False, 2): 0.56,
+        ("magnitude", False, 1): 0.58,
+        ("magnitude", False, 2): 0.60,
+    }
+    rows = pd.DataFrame(
+        [
+            {"method": m, "end_sparsity": 0.9, "seed": seed, "distilled": d, "metric": "eval_accuracy"}
+            | {"final": v, "best_at_target": v, "window_mean": v}
+            for (m, d, seed), v in values.items()
+        ]
+    )
+    table = grid_compare.grid_table(rows).set_index(["method", "distilled"])
+    assert len(table) == 4 and (table["n"] == 2).all()
+    # each is paired with random of its own kind: distilled +0.10 and +0.13, undistilled +0.08 and +0.04
+    assert table.loc[("magnitude", True), "window_mean_vs_random_mean"] == pytest.approx(0.115)
+    assert table.loc[("magnitude", False), "window_mean_vs_random_mean"] == pytest.approx(0.06)
+    assert table.loc[("magnitude", False), "final_mean"] == pytest.approx(0.59)
+    grid_compare.plot_metric_vs_sparsity(table.reset_index(), "accuracy", tmp_path / "g.png", "t")
+    assert_png(tmp_path / "g.png", 1200, 350)
+
+
 def test_grid_table_and_plot(tmp_path):
     import pandas as pd
 

@@ -74,6 +74,21 @@ def _ask_mode(terminal: bool) -> str:
     "auto: the dense baseline of each seed is trained first and is its seed's teacher.",
 )
 @click.option(
+    "--undistilled-sparsities",
+    default=None,
+    metavar="0.9",
+    help="With --teacher: every pruning method also runs at these end sparsities without the teacher "
+    "(rows tagged distilled=false: what distillation buys).",
+)
+@click.option(
+    "--teacher-train-samples",
+    type=int,
+    default=None,
+    metavar="N",
+    help="With --teacher auto: the dense teachers train on the first N examples (default: the "
+    "students' --max-train-samples).",
+)
+@click.option(
     "--output-mode",
     type=click.Choice(list(OUTPUT_MODES)),
     default=None,
@@ -88,6 +103,8 @@ def experiments(  # noqa: PLR0913 (click passes every option)
     end_sparsities,
     register_model,
     teacher,
+    undistilled_sparsities,
+    teacher_train_samples,
     output_mode,
     **values,
 ):
@@ -101,7 +118,15 @@ def experiments(  # noqa: PLR0913 (click passes every option)
     values = {**experiment_values(values), "register_model": register_model}
     grid = parse_list(seeds, int, "--seeds"), parse_list(end_sparsities, float, "--end-sparsities")
     plan = make_plan(
-        values, pruning_methods, parallel, max_parallel_jobs, output_mode, *grid, teacher=teacher
+        values,
+        pruning_methods,
+        parallel,
+        max_parallel_jobs,
+        output_mode,
+        *grid,
+        teacher=teacher,
+        undistilled_sparsities=parse_list(undistilled_sparsities, float, "--undistilled-sparsities"),
+        teacher_train_samples=teacher_train_samples,
     )
     for line in describe(plan):
         click.echo(line)

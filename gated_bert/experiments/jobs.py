@@ -34,6 +34,7 @@ class Job:
     workdir: Path
     log_path: Path
     progress_path: Path
+    distil: bool = True  # with --teacher auto: distils from its seed's dense run (pruning jobs)
     process: subprocess.Popen | None = None
     log_handle: object = None
     returncode: int | None = None

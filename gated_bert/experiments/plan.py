@@ -37,6 +37,8 @@ class ExperimentPlan:
     seeds: tuple[int, ...] = ()  # the grid's seeds (empty: the config's seed)
     end_sparsities: tuple[float, ...] = ()  # the grid's end sparsities (empty: the config's)
     teacher: str | None = None  # pruned jobs distil from it; "auto": from the dense job of their seed
+    distil: tuple[bool, ...] = ()  # one per job: False for the undistilled rows (and dense jobs)
+    undistilled_sparsities: tuple[float, ...] = ()  # pruning methods also run here without a teacher
 
     @property
     def teacher_auto(self) -> bool:
@@ -91,11 +93,17 @@ def make_plan(
     seeds: tuple[int, ...] = (),
     end_sparsities: tuple[float, ...] = (),
     teacher: str | None = None,
+    undistilled_sparsities: tuple[float, ...] = (),
+    teacher_train_samples: int | None = None,
 ) -> ExperimentPlan:
     """Build one validated config per job from shared values (config field names).
 
     With `teacher`, every pruning job distils from it; with "auto", the dense baseline (added to
     the methods if missing) is trained first and each pruning job distils from its seed's one.
+    `undistilled_sparsities`: every pruning method also runs at these end sparsities without a
+    teacher (what distillation buys). `teacher_train_samples`: with "auto", the dense teachers
+    train on this many examples instead of `max_train_samples` (a teacher may see more data
+    than its students).
     """
     methods = parse_methods(methods_text)
     if teacher == AUTO_TEACHER and BASELINE_LABEL not in methods:
@@ -104,21 +112,28 @@ def make_plan(
         raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
     if output_mode is not None and output_mode not in OUTPUT_MODES:
         raise ConfigError(f"unknown --output-mode {output_mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
-    grid = len(seeds) > 1 or len(end_sparsities) > 1
-    labels, configs = [], []
+    _check_teacher_options(teacher, undistilled_sparsities, teacher_train_samples)
+    grid = len(seeds) > 1 or len(end_sparsities) > 1 or bool(undistilled_sparsities)
+    labels, configs, distil = [], [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for method in methods:
             baseline = from_label(method) == from_label("baseline")
-            for sparsity in (None,) if baseline or not end_sparsities else end_sparsities:
+            rows = [(s, True) for s in ((None,) if baseline or not end_sparsities else end_sparsities)]
+            rows += [] if baseline else [(s, False) for s in undistilled_sparsities]
+            for sparsity, distilled in rows:
                 for seed in seeds or (None,):
                     changes = {"pruning_method": from_label(method)}
-                    if teacher and teacher != AUTO_TEACHER and not baseline:
+                    if teacher and teacher != AUTO_TEACHER and not baseline and distilled:
                         changes["teacher"] = teacher
+                    if baseline and teacher == AUTO_TEACHER and teacher_train_samples:
+                        changes["max_train_samples"] = teacher_train_samples
                     changes.update({} if seed is None else {"seed": seed})
                     changes.update({} if sparsity is None else {"end_sparsity": sparsity})
                     configs.append(GatedBertConfig(**{**values, **changes}))
-                    labels.append(_label(method, sparsity, seed) if grid else method)
+                    label = _label(method, sparsity, seed) if grid else method
+                    labels.append(label if distilled or baseline else f"{label}_undistilled")
+                    distil.append(bool(teacher) and distilled and not baseline)
     for message in sorted({str(w.message) for w in caught}):
         warnings.warn(message, stacklevel=2)  # once, not once per job
     return ExperimentPlan(
@@ -131,7 +146,26 @@ def make_plan(
         seeds=seeds,
         end_sparsities=end_sparsities,
         teacher=teacher or None,
+        distil=tuple(distil),
+        undistilled_sparsities=undistilled_sparsities,
     )
+
+
+def _check_teacher_options(
+    teacher: str | None, undistilled_sparsities: tuple[float, ...], teacher_train_samples: int | None
+) -> None:
+    if undistilled_sparsities and not teacher:
+        raise ConfigError(
+            "--undistilled-sparsities adds runs without a teacher to a distilled grid; "
+            "give --teacher (RUN_ID, FOLDER or auto) too, or leave it out"
+        )
+    if teacher_train_samples is not None and teacher != AUTO_TEACHER:
+        raise ConfigError(
+            f"--teacher-train-samples {teacher_train_samples} sizes the teachers that --teacher auto "
+            f"trains; add --teacher auto, or leave it out"
+        )
+    if teacher_train_samples is not None and teacher_train_samples < 1:
+        raise ConfigError(f"--teacher-train-samples must be a positive integer, got {teacher_train_samples}")
 
 
 def _label(method: str, sparsity: float | None, seed: int | None) -> str:
@@ -170,6 +204,11 @@ def describe(plan: ExperimentPlan) -> list[str]:
     ] + (
         [
             f"  teacher            {plan.teacher} (distil_alpha {base.distill_alpha:g}, T {base.distill_temperature:g})"
+            + (
+                f"; also without a teacher at {','.join(f'{v:g}' for v in plan.undistilled_sparsities)}"
+                if plan.undistilled_sparsities
+                else ""
+            )
         ]
         if plan.teacher
         else []

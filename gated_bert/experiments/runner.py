@@ -77,6 +77,7 @@ def _params(plan: ExperimentPlan) -> dict:
         "model_size": base.model_label,
         "epochs": base.epochs,
         "teacher": plan.teacher or "",
+        "undistilled_sparsities": ",".join(f"{v:g}" for v in plan.undistilled_sparsities),
     }
 
 
@@ -90,16 +91,20 @@ def _jobs(plan: ExperimentPlan, root: Path, stamp: str) -> list[Job]:
             workdir=root / "experiment_jobs" / f"{stamp}_{method}",
             log_path=root / "experiment_logs" / f"{method}_{task}_{stamp}.log",
             progress_path=root / "experiment_jobs" / f"{stamp}_{method}" / "progress.json",
+            distil=distil,
         )
-        for i, (method, config) in enumerate(zip(plan.labels or plan.methods, plan.configs))
+        for i, (method, config, distil) in enumerate(
+            zip(plan.labels or plan.methods, plan.configs, plan.distil or [True] * len(plan.configs))
+        )
     ]
 
 
 def _run_jobs(plan: ExperimentPlan, jobs: list[Job], parent, output_mode: str, terminal: bool) -> None:
     """Run the jobs with a live view; Ctrl-C stops them all and marks their runs KILLED.
 
-    With `--teacher auto` the dense jobs run first; each pruning job then distils from the
-    dense run of its seed (a seed whose dense run failed runs no pruning job)."""
+    With `--teacher auto` the dense jobs (and the undistilled pruning jobs) run first; each
+    distilled pruning job then distils from the dense run of its seed (a seed whose dense run
+    failed runs no distilled job)."""
     display = make_display(output_mode, jobs, terminal)
 
     def run(some: list[Job]) -> None:
@@ -116,8 +121,9 @@ def _run_jobs(plan: ExperimentPlan, jobs: list[Job], parent, output_mode: str, t
         if not plan.teacher_auto:
             run(jobs)
             return
-        run([j for j in jobs if not j.config.enable_pruning])
-        run(_with_teachers([j for j in jobs if j.config.enable_pruning], parent.info.run_id))
+        students = [j for j in jobs if j.config.enable_pruning and j.distil]
+        run([j for j in jobs if j not in students])
+        run(_with_teachers(students, parent.info.run_id))
     except KeyboardInterrupt:
         tracking.kill_running_children(parent.info.run_id)
         raise

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import rcParams
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from gated_bert.compare import run_task
 from gated_bert.errors import DataError
@@ -152,6 +153,9 @@ def _draw_summary(axes, table: pd.DataFrame, summary: str) -> None:
         axes.axhspan(mean - std, mean + std, color="0.85", label=f"dense baseline {mean:.3f}")
         axes.axhline(mean, color="0.4", linewidth=1)
     axes.set_xscale("log")
+    fractions = sorted({round(1.0 - s, 6) for s in pruned["end_sparsity"]})
+    axes.set_xticks(fractions, [f"{f:g}" for f in fractions])  # the grid's own points, no 10^x clutter
+    axes.xaxis.set_minor_locator(NullLocator())
     axes.invert_xaxis()  # sparser to the right
     axes.set_xlabel("fraction of encoder weights remaining (log)")
     axes.grid(True, alpha=0.3)

@@ -108,52 +108,88 @@ def make_plan(
     methods = parse_methods(methods_text)
     if teacher == AUTO_TEACHER and BASELINE_LABEL not in methods:
         methods = (BASELINE_LABEL, *methods)
-    if max_parallel_jobs is not None and max_parallel_jobs < 1:
-        raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
-    if output_mode is not None and output_mode not in OUTPUT_MODES:
-        raise ConfigError(f"unknown --output-mode {output_mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
-    _check_teacher_options(teacher, undistilled_sparsities, teacher_train_samples)
+    _check_options(max_parallel_jobs, output_mode, teacher, undistilled_sparsities, teacher_train_samples)
     grid = len(seeds) > 1 or len(end_sparsities) > 1 or bool(undistilled_sparsities)
-    labels, configs, distil = [], [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for method in methods:
-            baseline = from_label(method) == from_label("baseline")
-            rows = [(s, True) for s in ((None,) if baseline or not end_sparsities else end_sparsities)]
-            rows += [] if baseline else [(s, False) for s in undistilled_sparsities]
-            for sparsity, distilled in rows:
-                for seed in seeds or (None,):
-                    changes = {"pruning_method": from_label(method)}
-                    if teacher and teacher != AUTO_TEACHER and not baseline and distilled:
-                        changes["teacher"] = teacher
-                    if baseline and teacher == AUTO_TEACHER and teacher_train_samples:
-                        changes["max_train_samples"] = teacher_train_samples
-                    changes.update({} if seed is None else {"seed": seed})
-                    changes.update({} if sparsity is None else {"end_sparsity": sparsity})
-                    configs.append(GatedBertConfig(**{**values, **changes}))
-                    label = _label(method, sparsity, seed) if grid else method
-                    labels.append(label if distilled or baseline else f"{label}_undistilled")
-                    distil.append(bool(teacher) and distilled and not baseline)
+        jobs = [
+            job
+            for method in methods
+            for job in _method_jobs(
+                values,
+                method,
+                grid,
+                seeds,
+                end_sparsities,
+                teacher,
+                undistilled_sparsities,
+                teacher_train_samples,
+            )
+        ]
+    labels, configs, distil = zip(*jobs)
     for message in sorted({str(w.message) for w in caught}):
         warnings.warn(message, stacklevel=2)  # once, not once per job
     return ExperimentPlan(
         methods=methods,
-        configs=tuple(configs),
+        configs=configs,
         parallel=parallel,
         max_parallel_jobs=max_parallel_jobs or len(methods),
         output_mode=output_mode,
-        labels=tuple(labels),
+        labels=labels,
         seeds=seeds,
         end_sparsities=end_sparsities,
         teacher=teacher or None,
-        distil=tuple(distil),
+        distil=distil,
         undistilled_sparsities=undistilled_sparsities,
     )
 
 
-def _check_teacher_options(
-    teacher: str | None, undistilled_sparsities: tuple[float, ...], teacher_train_samples: int | None
+def _method_jobs(
+    values: dict,
+    method: str,
+    grid: bool,
+    seeds: tuple[int, ...],
+    end_sparsities: tuple[float, ...],
+    teacher: str | None,
+    undistilled_sparsities: tuple[float, ...],
+    teacher_train_samples: int | None,
+) -> list[tuple[str, GatedBertConfig, bool]]:
+    """(label, config, distils) of each job of one method."""
+    baseline = from_label(method) == from_label("baseline")
+    rows = [(s, True) for s in ((None,) if baseline or not end_sparsities else end_sparsities)]
+    rows += [] if baseline else [(s, False) for s in undistilled_sparsities]
+    jobs = []
+    for sparsity, distilled in rows:
+        for seed in seeds or (None,):
+            changes = {"pruning_method": from_label(method)}
+            if teacher and teacher != AUTO_TEACHER and not baseline and distilled:
+                changes["teacher"] = teacher
+            if baseline and teacher == AUTO_TEACHER and teacher_train_samples:
+                changes["max_train_samples"] = teacher_train_samples
+            changes.update({} if seed is None else {"seed": seed})
+            changes.update({} if sparsity is None else {"end_sparsity": sparsity})
+            label = _label(method, sparsity, seed) if grid else method
+            jobs.append(
+                (
+                    label if distilled or baseline else f"{label}_undistilled",
+                    GatedBertConfig(**{**values, **changes}),
+                    bool(teacher) and distilled and not baseline,
+                )
+            )
+    return jobs
+
+
+def _check_options(
+    max_parallel_jobs: int | None,
+    output_mode: str | None,
+    teacher: str | None,
+    undistilled_sparsities: tuple[float, ...],
+    teacher_train_samples: int | None,
 ) -> None:
+    if max_parallel_jobs is not None and max_parallel_jobs < 1:
+        raise ConfigError(f"-max-parallel-jobs must be a positive integer, got {max_parallel_jobs}")
+    if output_mode is not None and output_mode not in OUTPUT_MODES:
+        raise ConfigError(f"unknown --output-mode {output_mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
     if undistilled_sparsities and not teacher:
         raise ConfigError(
             "--undistilled-sparsities adds runs without a teacher to a distilled grid; "

@@ -263,10 +263,9 @@ def run_transformers(args, folder: Path, work: Path) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", TORCH_SIDE, json.dumps(payload)], cwd=work, capture_output=True, text=True
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"transformers failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    from benchmarks.transformers_inference import result_of
+
+    return result_of(done, "transformers")
 
 
 def main() -> None:

@@ -310,9 +310,14 @@ def run_side(function: str, payload: dict) -> dict:
     for line in done.stderr.splitlines():
         if "skipped" in line:
             print("  " + line)
+    return result_of(done, function)
+
+
+def result_of(done: subprocess.CompletedProcess, name: str) -> dict:
+    """The JSON of a side process's last `RESULT` line; exits naming `name` if there is none."""
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"{function} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT ") :])
 
 

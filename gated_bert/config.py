@@ -72,6 +72,7 @@ EMBEDDING_UPDATES = ("lazy", "dense")
 LR_SCHEDULES = ("constant", "linear", "cosine")  # see training/lr_schedule.py
 PRUNING_UPDATES = ("step", "epoch")
 MOVEMENT_SCORE_INITS = ("zeros", "magnitude")
+MOVEMENT_SCORE_OPTIMIZERS = ("adam", "sgd")
 SPT_CREDITS = ("shared", "baseline", "first_order", "saliency")  # see pruning/methods/spt/credit.py
 JIT_COMPILE = ("auto", "true", "false")
 MATMUL_PRECISIONS = ("auto", "float32", "bfloat16")  # see training/precision.py
@@ -269,6 +270,11 @@ class GatedBertConfig:
         default="zeros",
     )
     movement_scores_learning_rate: float = _help("Learning rate of the movement scores.", default=1e-2)
+    movement_scores_optimizer: str = _help(
+        "adam (the published code's: every score moves about the learning rate per step, whatever "
+        "its gradient) or sgd (S = -lr * sum of W * dL/dW, the paper's definition of movement).",
+        default="adam",
+    )
     # Outputs
     output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
     experiment_name: str | None = _help("MLflow experiment (default: the task name).", default=None)
@@ -305,6 +311,7 @@ class GatedBertConfig:
         _choice("pruning_updates", self.pruning_updates, PRUNING_UPDATES)
         _choice("movement_score_init", self.movement_score_init, MOVEMENT_SCORE_INITS)
         _choice("movement_schedule", self.movement_schedule, MOVEMENT_SCHEDULES)
+        _choice("movement_scores_optimizer", self.movement_scores_optimizer, MOVEMENT_SCORE_OPTIMIZERS)
         _choice("embedding_updates", self.embedding_updates, EMBEDDING_UPDATES)
         _choice("jit_compile", self.jit_compile, JIT_COMPILE)
         _choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)

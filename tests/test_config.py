@@ -115,6 +115,7 @@ BAD = [
     (dict(pruning_method="lottery"), "unknown pruning_method 'lottery'; choose one of: none, magnitude"),
     (dict(model_size="huge"), "unknown model_size 'huge'; choose one of: tiny, small, base, large"),
     (dict(movement_schedule="exp"), "unknown movement_schedule 'exp'"),
+    (dict(movement_scores_optimizer="sgdm"), "unknown movement_scores_optimizer 'sgdm'"),
     (dict(sparsity_schedule="zigzag"), "unknown sparsity_schedule 'zigzag'"),
     (dict(pruning_scope="row"), "unknown pruning_scope 'row'"),
     (dict(spt_epsilon=0.0), "spt_epsilon must be in (0, 0.5], got 0.0"),

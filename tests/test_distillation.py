@@ -108,39 +108,19 @@ def test_cached_teacher_outputs_equal_a_direct_forward(sst2_dir, tracking, teach
 
 def test_alpha_one_trains_exactly_as_without_a_teacher(sst2_dir, tracking, teacher_run):
     _, folder = teacher_run
-    plain = train(
-        _config(
-            sst2_dir,
-            tracking,
-            experiment_name="plain",
-            pruning_method="magnitude",
-            end_sparsity=0.5,
-            pruning_start_epoch=1,
+    pruning = dict(pruning_method="magnitude", end_sparsity=0.5, pruning_start_epoch=1)
+    teachers = {"plain": {}, "alpha1": dict(distill_alpha=1.0), "alpha05": dict(distill_alpha=0.5)}
+    plain, taught, distilled = (
+        train(
+            _config(
+                sst2_dir,
+                tracking,
+                experiment_name=name,
+                **({"teacher": str(folder), **alpha} if alpha else {}),
+                **pruning,
+            )
         )
-    )
-    taught = train(
-        _config(
-            sst2_dir,
-            tracking,
-            experiment_name="alpha1",
-            teacher=str(folder),
-            distill_alpha=1.0,
-            pruning_method="magnitude",
-            end_sparsity=0.5,
-            pruning_start_epoch=1,
-        )
-    )
-    distilled = train(
-        _config(
-            sst2_dir,
-            tracking,
-            experiment_name="alpha05",
-            teacher=str(folder),
-            distill_alpha=0.5,
-            pruning_method="magnitude",
-            end_sparsity=0.5,
-            pruning_start_epoch=1,
-        )
+        for name, alpha in teachers.items()
     )
     keys = ("train_loss", "eval_loss", "eval_accuracy", "sparsity")
     assert [[r[k] for k in keys] for r in plain.rows] == [[r[k] for k in keys] for r in taught.rows]

@@ -69,6 +69,39 @@ def test_movement_pruned_weight_returns_when_its_score_rises():
     assert mask_for(movement_importance(scores), 0.5).tolist() == [1, 0, 0, 1]
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_movement_scores_optimizer(optimizer):
+    """sgd: the scores are -lr times the summed score gradients W * dL/dW' (the paper's movement),
+    so their ranking follows the gradients' sizes; adam moves every score by about lr per step
+    whatever its gradient's size, so a weight with a 1000x smaller gradient moves as far."""
+    from gated_bert.pruning.pruner import Pruner
+
+    config = micro_config(pruning_method="movement", movement_scores_optimizer=optimizer)
+    model = build_model(config.architecture(), 2, with_scores=True)
+    pruner = Pruner(config, model, steps_per_epoch=3)
+    scores = pruner.method.extra_variables()
+    optimizer_ = pruner.method.extra_optimizer(FusedAdam)
+    rate = config.movement_scores_learning_rate
+    rng = np.random.default_rng(5)
+    total = [np.zeros(v.shape, np.float32) for v in scores]
+    for _ in range(3):
+        gradients = []
+        for i, variable in enumerate(scores):
+            g = rng.normal(size=variable.shape).astype(np.float32)
+            g[0] *= 1e-3  # the first row's gradients are a thousand times smaller
+            total[i] += g
+            gradients.append(tf.constant(g))
+        optimizer_.apply(gradients, scores)
+    first = scores[0].numpy()
+    if optimizer == "sgd":
+        for variable, summed in zip(scores, total):
+            np.testing.assert_allclose(variable.numpy(), -rate * summed, rtol=1e-5, atol=1e-9)
+        assert np.abs(first[0]).max() < 1e-2 * np.abs(first[1:]).mean()
+    else:
+        assert np.abs(first[0]).mean() > 0.3 * np.abs(first[1:]).mean()  # Adam's normalisation
+        assert np.abs(first).max() <= 3 * rate * 1.001
+
+
 def test_magnitude_keeps_pruned_weights_pruned():
     kernel = np.array([5.0, 0.1, 3.0, 2.0])
     mask = np.array([0.0, 1.0, 1.0, 1.0])  # the largest weight was already pruned

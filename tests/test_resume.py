@@ -107,20 +107,31 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(glue_dir, tmp_path, m
 
 
 @pytest.mark.parametrize(
-    "method, frequency, dropout",
+    "method, frequency, dropout, scores",
     [
-        ("none", 7, 0.0),
-        ("magnitude", 7, 0.0),
-        ("movement", 7, 0.0),
-        ("movement", None, 0.0),
-        ("spt", 7, 0.0),
-        ("random", 7, 0.0),
-        ("none", 7, 0.1),
-        ("spt", 7, 0.1),
+        ("none", 7, 0.0, "adam"),
+        ("magnitude", 7, 0.0, "adam"),
+        ("movement", 7, 0.0, "adam"),
+        ("movement", None, 0.0, "adam"),
+        ("movement", 7, 0.0, "sgd"),
+        ("spt", 7, 0.0, "adam"),
+        ("random", 7, 0.0, "adam"),
+        ("none", 7, 0.1, "adam"),
+        ("spt", 7, 0.1, "adam"),
     ],
-    ids=["none", "magnitude", "movement", "movement_in_step", "spt", "random", "none_dropout", "spt_dropout"],
+    ids=[
+        "none",
+        "magnitude",
+        "movement",
+        "movement_in_step",
+        "movement_sgd",
+        "spt",
+        "random",
+        "none_dropout",
+        "spt_dropout",
+    ],
 )
-def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency, dropout):
+def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency, dropout, scores):
     """Interrupted after epoch 2 and resumed: every row and every saved array equal the uninterrupted run's
     (movement at its default, ranked inside the train step after every step, too)."""
     from gated_bert.data.prepare import prepare_data
@@ -143,6 +154,7 @@ def test_resuming_in_one_process_is_exact(sst2_dir, tmp_path, method, frequency,
         end_sparsity=0.8,
         movement_pruning_frequency_steps=frequency,
         dropout_rate=dropout,  # with dropout, its random states are part of the checkpoint
+        movement_scores_optimizer=scores,
     )
     prepared = prepare_data(config)
     whole = fit(config, prepared, checkpoint_dir=tmp_path / "whole").rows

@@ -8,7 +8,8 @@ itself: a pruned weight comes back if its score rises. Pruned weights are not
 zeroed (they may return). Defaults follow the published recipe: the top-k
 recomputed from S after every optimizer step (`movement_pruning_frequency_steps`
 1), the cubic curve by step (`movement_schedule`), scores starting at 0
-(`movement_score_init`), dense before the window and the final mask held after
+(`movement_score_init`), trained by Adam (`movement_scores_optimizer`; sgd keeps S the sum of
+-W * dL/dW the paper defines), dense before the window and the final mask held after
 it; scope per layer. With `pruning_updates=epoch` the sparsity changes only at
 epoch ends, as for every method, while the top-k is still recomputed every
 step at the latest target (`reselects`). How this differs from the paper's setting:
@@ -17,6 +18,7 @@ docs/pruning.md.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from gated_bert.pruning.methods.base import PruningMethod
@@ -69,7 +71,11 @@ class Movement(PruningMethod):
 
     def extra_optimizer(self, make_adam):
         if self._optimizer is None:
-            self._optimizer = make_adam(self.config.movement_scores_learning_rate)
+            rate = self.config.movement_scores_learning_rate
+            if self.config.movement_scores_optimizer == "sgd":
+                self._optimizer = keras.optimizers.SGD(rate)
+            else:
+                self._optimizer = make_adam(rate)
             self._optimizer.build(self.extra_variables())
         return self._optimizer
 

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from gated_bert.cli import main
+from gated_bert.config import GatedBertConfig
 from gated_bert.pruning.resolve import resolve
 from tests.conftest import REPO, assert_png
 
@@ -210,7 +211,7 @@ def _experiments(tmp, glue_dir, *extra, methods="baseline,magnitude", epochs="1"
         "-f",
         "0.5",
         "--data-dir",
-        str(glue_dir),
+        os.path.relpath(glue_dir, tmp),  # relative, as users type it: jobs run in their own folders
         "--max-train-samples",
         samples,
         "--output-root",
@@ -587,3 +588,24 @@ def test_grid_over_seeds_and_sparsities_end_to_end(glue_dir, tmp_path):
         "comparison/pruning_grid_comparison.csv",
         "comparison/pruning_grid_metric_vs_sparsity.png",
     }
+
+
+def test_jobs_get_absolute_local_paths_and_keep_ids(tmp_path, monkeypatch):
+    from gated_bert.experiments.jobs import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("ckpt", "glue", "teacher_model"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "vocab.txt").write_text("[PAD]\n")
+    config = GatedBertConfig(
+        init_from="ckpt", data_dir="./glue", teacher="teacher_model", tokenizer="vocab.txt"
+    )
+    moved = with_absolute_paths(config)
+    assert (moved.init_from, moved.data_dir, moved.teacher, moved.tokenizer) == (
+        str(tmp_path / "ckpt"),
+        str(tmp_path / "glue"),
+        str(tmp_path / "teacher_model"),
+        str(tmp_path / "vocab.txt"),
+    )
+    ids = GatedBertConfig(init_from="bert-base-uncased", teacher="0123456789abcdef0123456789abcdef")
+    assert with_absolute_paths(ids) == ids

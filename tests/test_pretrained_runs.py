@@ -205,8 +205,10 @@ def test_experiments_and_a_two_worker_sweep_start_every_run_from_the_checkpoint(
         "-pe",
         "2",
     ]
+    relative = [os.path.relpath(v, tmp_path) if v == str(data) else v for v in common]  # jobs run elsewhere
     _cli(
-        ["experiments", "-i", str(checkpoint), "-p", "baseline,magnitude", *common, "-f", "0.5",
+        ["experiments", "-i", os.path.relpath(checkpoint, tmp_path), "-p", "baseline,magnitude", *relative,
+         "-f", "0.5",
          "--output-mode", "logs", "--output-root", str(tmp_path / "exp")],
         tmp_path,
         uri,

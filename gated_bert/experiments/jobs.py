@@ -24,6 +24,7 @@ from gated_bert.workers import cpu_share, worker_environment
 
 POLL_SECONDS = 0.5
 TAIL_LINES = 15
+PATH_FIELDS = ("init_from", "data_dir", "teacher", "tokenizer")  # local paths, when they exist
 
 
 @dataclass
@@ -67,6 +68,18 @@ class Job:
         except OSError:
             return []
         return [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+
+
+def with_absolute_paths(config: GatedBertConfig) -> GatedBertConfig:
+    """`config` with its local paths absolute: a job runs in its own folder, so a relative
+    `--init-from`, `--data-dir`, `--teacher` or `--tokenizer` would name nothing there. Values
+    that are no local path (a hub id, a run id) are kept."""
+    changes = {
+        name: str(Path(value).expanduser().resolve())
+        for name in PATH_FIELDS
+        if (value := getattr(config, name)) and Path(value).expanduser().exists()
+    }
+    return config.replace(**changes) if changes else config
 
 
 def train_command(config_file: Path, parent_run_id: str, experiment_id: str, progress: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from gated_bert import tracking
 from gated_bert.config import BASELINE_LABEL
 from gated_bert.experiments.display import make_display
-from gated_bert.experiments.jobs import Job, JobRunner
+from gated_bert.experiments.jobs import Job, JobRunner, with_absolute_paths
 from gated_bert.experiments.plan import ExperimentPlan
 from gated_bert.tasks import TASKS
 
@@ -87,7 +87,7 @@ def _jobs(plan: ExperimentPlan, root: Path, stamp: str) -> list[Job]:
         Job(
             index=i + 1,
             method=method,
-            config=config,
+            config=with_absolute_paths(config),
             workdir=root / "experiment_jobs" / f"{stamp}_{method}",
             log_path=root / "experiment_logs" / f"{method}_{task}_{stamp}.log",
             progress_path=root / "experiment_jobs" / f"{stamp}_{method}" / "progress.json",

@@ -152,8 +152,10 @@ def _draw_summary(axes, table: pd.DataFrame, summary: str) -> None:
         std = float(np.nan_to_num(dense[f"{summary}_std"].iloc[0]))
         axes.axhspan(mean - std, mean + std, color="0.85", label=f"dense baseline {mean:.3f}")
         axes.axhline(mean, color="0.4", linewidth=1)
-    axes.set_xscale("log")
     fractions = sorted({round(1.0 - s, 6) for s in pruned["end_sparsity"]})
+    if len(fractions) == 1:  # one end sparsity: a span around it (autoscale would give a zero-width axis)
+        axes.set_xlim(fractions[0] / 2, fractions[0] * 2)
+    axes.set_xscale("log")
     axes.set_xticks(fractions, [f"{f:g}" for f in fractions])  # the grid's own points, no 10^x clutter
     axes.xaxis.set_minor_locator(NullLocator())
     axes.invert_xaxis()  # sparser to the right

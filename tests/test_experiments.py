@@ -527,6 +527,26 @@ def test_grid_table_and_plot(tmp_path):
     assert imread(tmp_path / "final_only.png").shape[1] < 1000
 
 
+def test_grid_plot_of_one_end_sparsity_has_an_x_span(tmp_path):
+    import warnings
+
+    from gated_bert import grid_compare
+
+    rows = pd.DataFrame(
+        [
+            {"method": m, "end_sparsity": 0.9, "seed": seed, "metric": "eval_accuracy", "final": v}
+            | {"best_at_target": v, "window_mean": v}
+            for m, v in (("random", 0.7), ("spt", 0.8))
+            for seed in (1, 2)
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of identical x limits without the span
+        figure_path = tmp_path / "one.png"
+        grid_compare.plot_metric_vs_sparsity(grid_compare.grid_table(rows), "accuracy", figure_path, "t")
+    assert_png(figure_path, 600, 350)
+
+
 def test_grid_table_pairs_each_method_with_random_of_the_same_seed():
     from gated_bert import grid_compare
 

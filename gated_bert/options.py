@@ -145,6 +145,9 @@ EXPERIMENT_FLAGS = (
     ShortFlag("", "--spt-credit", "spt_credit"),
     ShortFlag("", "--sparsity-schedule", "sparsity_schedule"),
     ShortFlag("", "--pruning-scope", "pruning_scope"),
+    ShortFlag("", "--distill-alpha", "distill_alpha"),
+    ShortFlag("", "--distill-temperature", "distill_temperature"),
+    ShortFlag("", "--experiment-name", "experiment_name"),
 )
 TRUE_FALSE = click.Choice(["true", "false"], case_sensitive=False)
 

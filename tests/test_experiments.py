@@ -273,8 +273,11 @@ def test_parallel_bars_without_terminal(bars_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["logs", "both"])
 def test_parallel_log_modes_without_terminal(glue_dir, tmp_path, mode):
-    done = _experiments(tmp_path, glue_dir, "--output-mode", mode)
+    done = _experiments(tmp_path, glue_dir, "--output-mode", mode, "--experiment-name", f"side_{mode}")
     assert done.returncode == 0, done.stdout[-3000:]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=[f"side_{mode}"], output_format="list")
+    assert sorted(r.data.tags.get("method", "parent") for r in runs) == ["baseline", "magnitude", "parent"]
     assert "[baseline] " in done.stdout and "[magnitude] " in done.stdout
     assert ("[JOB 1] baseline   [" in done.stdout) == (mode == "both")
     assert_png(tmp_path / "out" / "pruning_methods_comparison_dual_axis.png", 1000, 550)
@@ -445,6 +448,14 @@ def test_undistilled_rows_and_teacher_slice(captured_plan, capsys):
             main(["experiments", *argv, *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert info.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_distillation_and_experiment_flags_reach_every_job(captured_plan):
+    argv = ["-p", "random,spt", "--teacher", "0123456789abcdef0123456789abcdef", "--distill-alpha", "0.25"]
+    plan, _ = _parse([*argv, "--distill-temperature", "4", "--experiment-name", "grid"], captured_plan)
+    assert {(c.distill_alpha, c.distill_temperature, c.experiment_name) for c in plan.configs} == {
+        (0.25, 4.0, "grid")
+    }
 
 
 def test_grid_table_keeps_distilled_and_undistilled_apart(tmp_path):

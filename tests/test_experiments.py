@@ -577,6 +577,43 @@ def test_grid_table_pairs_each_method_with_random_of_the_same_seed():
     assert spt["window_mean_mean"] - 0.65 == pytest.approx(0.1333, abs=1e-4)
 
 
+def _logged_run(parent_id, method, seed, window, status="FINISHED"):
+    """A training run's tags, task and summaries, as `gated-bert train` logs them, under `parent_id`."""
+    with mlflow.start_run(run_name=f"{method}_sst2", nested=True) as run:
+        mlflow.set_tags({"method": method, "seed": str(seed), "end_sparsity": "0.9", "distilled": "true"})
+        mlflow.set_tag("mlflow.parentRunId", parent_id)
+        mlflow.log_param("task", "sst2")
+        names = ("final_eval_accuracy", "best_eval_accuracy_at_target", "window_mean_eval_accuracy")
+        mlflow.log_metrics(dict.fromkeys(names, window))
+    mlflow.MlflowClient().set_terminated(run.info.run_id, status=status)
+
+
+def test_compare_grid_joins_the_seeds_of_several_parent_runs(tracking, capsys):
+    mlflow.set_experiment("sst2")
+    parents = []
+    for seeds in ((1,), (2, 3)):  # two `gated-bert experiments` invocations, one grid
+        with mlflow.start_run(run_name="experiments") as parent:
+            parents.append(parent.info.run_id)
+        for seed in seeds:
+            _logged_run(parents[-1], "random", seed, 0.60 + 0.05 * seed)
+            _logged_run(parents[-1], "magnitude", seed, 0.60 + 0.05 * seed + 0.01 * seed)
+    _logged_run(parents[-1], "magnitude", 4, 0.99, status="KILLED")  # left out: not finished
+    argv = ["compare", "--grid", "--output-dir", str(tracking / "out")]
+    main([*argv, *[f"--parent-run-id={p}" for p in parents]])
+    table = pd.read_csv(tracking / "out" / "pruning_grid_comparison.csv").set_index("method")
+    magnitude = table.loc["magnitude"]
+    assert (magnitude["n"], magnitude["n_paired"]) == (3, 3)
+    assert magnitude["window_mean_vs_random_mean"] == pytest.approx(0.02)  # +0.01, +0.02, +0.03
+    assert magnitude["window_mean_vs_random_std"] == pytest.approx(0.01)
+    assert table.loc["random", "window_mean_mean"] == pytest.approx(0.70)
+    assert_png(tracking / "out" / "pruning_grid_metric_vs_sparsity.png", 600, 350)
+    assert "wrote" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:  # a results folder is no MLflow run
+        main(["compare", "--grid", str(tracking)])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and len(err.splitlines()) == 1 and "--grid compares MLflow runs" in err
+
+
 @pytest.mark.slow
 def test_grid_over_seeds_and_sparsities_end_to_end(glue_dir, tmp_path):
     done = _experiments(

@@ -79,8 +79,9 @@ def _grid(experiment, parent_run_ids, run_ids, output_dir: Path):
     if not (experiment or parent_run_ids or run_ids):
         raise DataError("--grid compares MLflow runs: give --experiment, --parent-run-id or --run-id")
     ids = _mlflow_run_ids(experiment, parent_run_ids, run_ids)
-    finished = [i for i in ids if tracking.run_info(i).status == "FINISHED"]
+    finished = [info for info in map(tracking.run_info, ids) if info.status == "FINISHED"]
     if not finished:
         raise DataError(f"no FINISHED run among the {len(ids)} given; check the ids and MLFLOW_TRACKING_URI")
-    task = grid_compare.run_task(tracking.run_info(finished[0]))
-    return grid_compare.compare_grid(finished, output_dir, f"{task}: {len(finished)} runs")
+    methods = ", ".join(sorted({info.tags.get("method", "?") for info in finished}))
+    title = f"{grid_compare.run_task(finished[0])}: {methods} ({len(finished)} runs)"
+    return grid_compare.compare_grid([info.run_id for info in finished], output_dir, title)

@@ -42,14 +42,19 @@ def summary_key(summary: str, metric: str) -> str:
 
 
 def grid_rows(run_ids: list[str]) -> pd.DataFrame:
-    """One row per finished run: method, end_sparsity, seed and its summaries."""
+    """One row per finished run (the others are left out): method, end_sparsity, seed, task and
+    its summaries."""
     from gated_bert import tracking
 
     rows = []
     for run_id in run_ids:
         info = tracking.run_info(run_id)
-        metric = f"eval_{TASKS[run_task(info)].main_metric}"
+        if info.status != "FINISHED":
+            continue
+        task = run_task(info)
+        metric = f"eval_{TASKS[task].main_metric}"
         row = {
+            "task": task,
             "method": info.tags.get("method", "?"),
             "end_sparsity": float(info.tags.get("end_sparsity", "nan")),
             "seed": int(info.tags.get("seed", "-1")),
@@ -164,12 +169,17 @@ def _draw_summary(axes, table: pd.DataFrame, summary: str) -> None:
     axes.legend(fontsize=8)
 
 
-def compare_grid(run_ids: list[str], output_dir: Path, title: str) -> tuple[Path, Path, pd.DataFrame]:
-    """The grid table (CSV) and plot (PNG) of these runs, written to `output_dir`."""
+def compare_grid(
+    run_ids: list[str], output_dir: Path, title: str | None = None
+) -> tuple[Path, Path, pd.DataFrame]:
+    """The grid table (CSV) and plot (PNG) of these runs' finished ones, written to `output_dir`;
+    the title defaults to the task, the methods and the number of runs."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = grid_rows(run_ids)
     table = grid_table(rows)
+    if title is None:
+        title = f"{rows['task'].iloc[0]}: {', '.join(sorted(rows['method'].unique()))} ({len(rows)} runs)"
     table_path, plot_path = output_dir / GRID_TABLE, output_dir / GRID_PLOT
     table.to_csv(table_path, index=False)
     plot_metric_vs_sparsity(table, rows["metric"].iloc[0], plot_path, title)

@@ -74,14 +74,8 @@ def compare(results_dirs, root, task, experiment, parent_run_ids, run_ids, grid,
 
 
 def _grid(experiment, parent_run_ids, run_ids, output_dir: Path):
-    from gated_bert import grid_compare, tracking
+    from gated_bert import grid_compare
 
     if not (experiment or parent_run_ids or run_ids):
         raise DataError("--grid compares MLflow runs: give --experiment, --parent-run-id or --run-id")
-    ids = _mlflow_run_ids(experiment, parent_run_ids, run_ids)
-    finished = [info for info in map(tracking.run_info, ids) if info.status == "FINISHED"]
-    if not finished:
-        raise DataError(f"no FINISHED run among the {len(ids)} given; check the ids and MLFLOW_TRACKING_URI")
-    methods = ", ".join(sorted({info.tags.get("method", "?") for info in finished}))
-    title = f"{grid_compare.run_task(finished[0])}: {methods} ({len(finished)} runs)"
-    return grid_compare.compare_grid([info.run_id for info in finished], output_dir, title)
+    return grid_compare.compare_grid(_mlflow_run_ids(experiment, parent_run_ids, run_ids), output_dir)

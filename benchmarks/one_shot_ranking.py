@@ -15,7 +15,10 @@ project's own `mask_for` and scores the task's dev split:
 
 This separates a rule's ranking from the training that follows it: a rule
 that loses against random here removes weights the model needs. Prints the
-matmul GFLOP/s and one line per (sparsity, rule).
+matmul GFLOP/s and one line per (sparsity, rule), with the pruned kernels' top
+singular share s1/||W'||_F (mean over kernels, and of the last block's): how
+far the kept weights line up into one direction. It also prints that share
+for the summed gradient dL/dW itself, which is what movement's scores follow.
 
 Usage: python benchmarks/one_shot_ranking.py --dense RUN_ID [--glue-dir ../shared/glue]
            [--train-samples 2000] [--sparsities 0.25,0.5,0.9]
@@ -75,6 +78,20 @@ def summed_movement(classifier, tokenizer, task, split, batch_size: int = 32):
     return sums, squares
 
 
+def top_share(matrix: np.ndarray) -> float:
+    """s1 / ||matrix||_F: 1 for a rank-one matrix, about 2/sqrt(min(shape)) for i.i.d. noise."""
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    return float(singular[0] / np.sqrt(np.sum(singular**2)))
+
+
+def shares(kernels, matrices) -> str:
+    """`top_share` averaged over all kernels and over the last block's."""
+    values = [top_share(m) for m in matrices]
+    last = kernels[-1].name.split("/")[0]
+    in_last = [v for k, v in zip(kernels, values) if k.name.split("/")[0] == last]
+    return f"{np.mean(values):.2f} (last block {np.mean(in_last):.2f})"
+
+
 def rules(weights, movement, squares, seed: int) -> dict[str, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     ones = [np.ones_like(w) for w in weights]
@@ -113,13 +130,19 @@ def main() -> None:
     kernels = prunable_kernels(classifier)
     weights = [k.layer.kernel.numpy() for k in kernels]
     movement, squares = summed_movement(classifier, tokenizer, task, data.train)
-    print(f"{'sparsity':>8}  {'rule':<24} dev {task.main_metric}")
+    gradients = [np.divide(s, w, out=np.zeros_like(s), where=w != 0) for s, w in zip(movement, weights)]
+    print(f"summed dL/dW: top singular share {shares(kernels, gradients)}; "
+          f"the dense kernels: {shares(kernels, weights)}")  # fmt: skip
+    print(f"{'sparsity':>8}  {'rule':<24} dev {task.main_metric:<8} kept kernels' top singular share")
     try:
         for sparsity in (float(s) for s in args.sparsities.split(",")):
             for name, importances in rules(weights, movement, squares, args.seed).items():
-                for kernel, weight, importance in zip(kernels, weights, importances):
-                    kernel.layer.kernel.assign(weight * mask_for(importance, sparsity).astype(weight.dtype))
-                print(f"{sparsity:>8}  {name:<24} {dev_metric():.4f}", flush=True)
+                pruned = [w * mask_for(i, sparsity).astype(w.dtype) for w, i in zip(weights, importances)]
+                for kernel, weight in zip(kernels, pruned):
+                    kernel.layer.kernel.assign(weight)
+                print(
+                    f"{sparsity:>8}  {name:<24} {dev_metric():<12.4f} {shares(kernels, pruned)}", flush=True
+                )
     finally:
         for kernel, weight in zip(kernels, weights):
             kernel.layer.kernel.assign(weight)

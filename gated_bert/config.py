@@ -275,6 +275,12 @@ class GatedBertConfig:
         "its gradient) or sgd (S = -lr * sum of W * dL/dW, the paper's definition of movement).",
         default="adam",
     )
+    movement_remove_directions: int = _help(
+        "Movement only: before each top-k, remove the top N singular directions of each kernel's "
+        "signed scores S * sign(W) (0: the published scores). On a two-class head the scores follow "
+        "one gradient direction and the kept weights line up with it; see docs/pruning.md.",
+        default=0,
+    )
     # Outputs
     output_root: str = _help("Directory for results_*, checkpoints_*, experiment_logs.", default=".")
     experiment_name: str | None = _help("MLflow experiment (default: the task name).", default=None)
@@ -356,6 +362,12 @@ class GatedBertConfig:
             raise ConfigError(f"spt_min_probes must be 0 or more, got {self.spt_min_probes}")
         if not (0.0 < self.spt_reward_alpha <= 1.0):
             raise ConfigError(f"spt_reward_alpha must be in (0, 1], got {self.spt_reward_alpha}")
+        count = self.movement_remove_directions
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ConfigError(
+                f"movement_remove_directions must be 0 or a positive integer, got {count!r}; 0 keeps "
+                "the published scores"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.verbose not in (0, 1, 2):
@@ -365,6 +377,12 @@ class GatedBertConfig:
         arch = self.architecture()
         if self.init_from is None and arch.d_model % arch.num_heads:  # else the checkpoint's shape rules
             raise ConfigError(f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})")
+        side = min(arch.d_model, arch.dff)
+        if self.init_from is None and self.movement_remove_directions >= side:
+            raise ConfigError(
+                f"movement_remove_directions {self.movement_remove_directions} must be below the smallest "
+                f"kernel side ({side}); try 4"
+            )
 
     def _check_window(self) -> None:
         _positive_int("pruning_start_epoch", self.pruning_start_epoch)

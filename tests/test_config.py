@@ -116,6 +116,14 @@ BAD = [
     (dict(model_size="huge"), "unknown model_size 'huge'; choose one of: tiny, small, base, large"),
     (dict(movement_schedule="exp"), "unknown movement_schedule 'exp'"),
     (dict(movement_scores_optimizer="sgdm"), "unknown movement_scores_optimizer 'sgdm'"),
+    (
+        dict(movement_remove_directions=-1),
+        "movement_remove_directions must be 0 or a positive integer, got -1",
+    ),
+    (
+        dict(model_size="tiny", movement_remove_directions=256),
+        "movement_remove_directions 256 must be below the smallest kernel side (256); try 4",
+    ),
     (dict(sparsity_schedule="zigzag"), "unknown sparsity_schedule 'zigzag'"),
     (dict(pruning_scope="row"), "unknown pruning_scope 'row'"),
     (dict(spt_epsilon=0.0), "spt_epsilon must be in (0, 0.5], got 0.0"),

@@ -69,6 +69,51 @@ def test_movement_pruned_weight_returns_when_its_score_rises():
     assert mask_for(movement_importance(scores), 0.5).tolist() == [1, 0, 0, 1]
 
 
+def test_without_top_directions_removes_the_best_rank_r_part_of_the_signed_scores():
+    """Closed form: (T - T_r) * sign(W) with T = S * sign(W) and T_r its truncated SVD."""
+    from gated_bert.pruning.methods.movement import without_top_directions
+
+    rng = np.random.default_rng(3)
+    for shape in [(24, 40), (40, 24)]:
+        kernel = rng.normal(size=shape).astype(np.float32)
+        low_rank = (
+            rng.normal(size=(shape[0], 3)) @ np.diag([30.0, 20.0, 10.0]) @ rng.normal(size=(3, shape[1]))
+        )
+        signed = (low_rank + rng.normal(size=shape)).astype(np.float32)
+        scores = signed * np.sign(kernel)
+        u, s, vt = np.linalg.svd(signed.astype(np.float64), full_matrices=False)
+        for rank in (1, 3):
+            expected = (signed - (u[:, :rank] * s[:rank]) @ vt[:rank]) * np.sign(kernel)
+            got = without_top_directions(scores, kernel, rank)
+            assert got.shape == shape and got.dtype == np.float32
+            np.testing.assert_allclose(got, expected, atol=2e-3 * np.abs(expected).max())
+        # an exactly rank-3 signed matrix has nothing left after three directions
+        exact = (low_rank * np.sign(kernel)).astype(np.float32)
+        assert np.abs(without_top_directions(exact, kernel, 3)).max() < 1e-4 * np.abs(exact).max()
+
+
+def test_movement_remove_directions_ranks_the_cleaned_scores_and_checks_its_count():
+    from gated_bert.errors import ConfigError
+    from gated_bert.pruning.methods.movement import without_top_directions
+    from gated_bert.pruning.pruner import Pruner
+
+    config = micro_config(pruning_method="movement", movement_remove_directions=2)
+    model = build_model(config.architecture(), 2, with_scores=True)
+    method = Pruner(config, model, steps_per_epoch=3).method
+    rng = np.random.default_rng(0)
+    for kernel in method.kernels:
+        kernel.layer.scores.assign(rng.normal(size=kernel.layer.scores.shape).astype(np.float32))
+    got = method.importances("per_layer")
+    for kernel, importance in zip(method.kernels, got):
+        cleaned = without_top_directions(kernel.layer.scores.numpy(), kernel.layer.kernel.numpy(), 2)
+        np.testing.assert_array_equal(importance, cleaned)
+        assert not np.allclose(importance, kernel.layer.scores.numpy())
+    assert len(method.ranking_variables()) == 2 * len(method.kernels)  # scores, then kernels
+    smallest = min(min(k.layer.kernel.shape) for k in method.kernels)
+    with pytest.raises(ConfigError, match=f"movement_remove_directions {smallest} must be below"):
+        Pruner(micro_config(pruning_method="movement", movement_remove_directions=smallest), model, 3)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_movement_scores_optimizer(optimizer):
     """sgd: the scores are -lr times the summed score gradients W * dL/dW' (the paper's movement),

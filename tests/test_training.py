@@ -77,16 +77,17 @@ def test_masks_change_during_fit_not_only_after(sst2_dir, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "updates, scope, granularity",
+    "updates, scope, granularity, directions",
     [
-        ("step", "per_layer", "weight"),
-        ("epoch", "per_layer", "weight"),
-        ("step", "global", "weight"),
-        ("step", "per_layer", "head"),
+        ("step", "per_layer", "weight", 0),
+        ("epoch", "per_layer", "weight", 0),
+        ("step", "global", "weight", 0),
+        ("step", "per_layer", "head", 0),
+        ("step", "per_layer", "weight", 2),
     ],
 )
 def test_ranking_inside_the_train_step_equals_ranking_between_steps(
-    sst2_dir, monkeypatch, updates, scope, granularity
+    sst2_dir, monkeypatch, updates, scope, granularity, directions
 ):
     """Movement re-ranks after every step inside the compiled step (`ranks_in_step`); the same
     run ranked by the callback between steps ends with the same masks, weights and metrics."""
@@ -96,6 +97,7 @@ def test_ranking_inside_the_train_step_equals_ranking_between_steps(
     settings = dict(
         pruning_method="movement", pruning_updates=updates, pruning_scope=scope, pruning_granularity=granularity, epochs=3,
         pruning_start_epoch=1, pruning_end_epoch=3, end_sparsity=0.7, movement_scores_learning_rate=0.1,
+        movement_remove_directions=directions,
     )  # fmt: skip
     calls = {"apply": 0, "in_step": 0}
     apply, in_step = Pruner.apply, Pruner.flat_masks_of

@@ -14,6 +14,13 @@ it; scope per layer. With `pruning_updates=epoch` the sparsity changes only at
 epoch ends, as for every method, while the top-k is still recomputed every
 step at the latest target (`reselects`). How this differs from the paper's setting:
 docs/pruning.md.
+
+`movement_remove_directions` N > 0 ranks `without_top_directions(S, W, N)`
+instead of S: the signed scores S * sign(W) (which way each weight has been
+pushed) with their top N singular directions taken out. On a two-class head
+the gradient of every kernel is close to rank one, so the top of S keeps the
+weights whose signs agree with one rank-one pattern and the kept kernel maps
+every token the same way (measured in docs/pruning.md).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from gated_bert.errors import ConfigError
 from gated_bert.pruning.methods.base import PruningMethod
 from gated_bert.pruning.transfer import VariableReader
 
@@ -28,6 +36,28 @@ from gated_bert.pruning.transfer import VariableReader
 def movement_importance(scores: np.ndarray) -> np.ndarray:
     """Movement scores S; a pruned weight returns if S rises."""
     return np.asarray(scores)
+
+
+def without_top_directions(scores: np.ndarray, kernel: np.ndarray, count: int) -> np.ndarray:
+    """S with the top `count` singular directions of T = S * sign(W) removed, signed back:
+    (T - T_count) * sign(W), where T_count is T's best rank-`count` approximation.
+
+    T_count comes from a randomized range finder (Halko, Martinsson & Tropp 2011) with a fixed
+    starting draw and three power iterations: deterministic, and a few thin products per kernel
+    instead of a full SVD. A weight that is exactly 0 gets importance 0.
+    """
+    sign = np.sign(kernel).astype(scores.dtype, copy=False)
+    signed = scores * sign
+    wide = signed.shape[0] <= signed.shape[1]
+    matrix = signed if wide else signed.T  # the short side first: the basis has few rows
+    probe = np.random.default_rng(0).standard_normal((matrix.shape[1], count + 4)).astype(matrix.dtype)
+    basis, _ = np.linalg.qr(matrix @ probe)
+    for _ in range(3):
+        basis, _ = np.linalg.qr(matrix @ (matrix.T @ basis))
+    left, _, _ = np.linalg.svd(basis.T @ matrix, full_matrices=False)
+    top = basis @ left[:, :count]  # the top `count` left singular vectors
+    rest = matrix - top @ (top.T @ matrix)
+    return (rest if wide else rest.T) * sign
 
 
 class Movement(PruningMethod):
@@ -45,7 +75,14 @@ class Movement(PruningMethod):
                 f"movement pruning needs a model built with with_scores=True; {missing[0]} has no scores"
             )
         self._optimizer = None
-        self._read_scores = VariableReader(self.extra_variables())  # every kernel's scores in one call
+        self._directions = config.movement_remove_directions
+        smallest = min(min(k.layer.kernel.shape) for k in kernels)
+        if self._directions >= smallest:
+            raise ConfigError(
+                f"movement_remove_directions {self._directions} must be below the smallest kernel side "
+                f"({smallest}); try 4"
+            )
+        self._read_scores = VariableReader(self.ranking_variables())  # one call for every value
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
                 kernel.layer.scores.assign(abs(kernel.layer.kernel.numpy()))
@@ -55,15 +92,28 @@ class Movement(PruningMethod):
         return config.movement_schedule
 
     def score(self, kernel) -> np.ndarray:
-        return movement_importance(kernel.layer.scores.numpy())
+        scores = kernel.layer.scores.numpy()
+        if self._directions:
+            scores = without_top_directions(scores, kernel.layer.kernel.numpy(), self._directions)
+        return movement_importance(scores)
 
     def importances(self, scope: str) -> list[np.ndarray]:
         return self.importances_of(self._read_scores())
 
     def ranking_variables(self) -> list:
-        return self.extra_variables()  # the scores: ranked inside the train step, after every step
+        """The scores (and the kernels, for their signs, with `movement_remove_directions`): ranked
+        inside the train step, after every step."""
+        if self._directions:
+            return self.extra_variables() + [kernel.layer.kernel for kernel in self.kernels]
+        return self.extra_variables()
 
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        if self._directions:
+            n = len(self.kernels)
+            return [
+                movement_importance(without_top_directions(scores, kernel, self._directions))
+                for scores, kernel in zip(values[:n], values[n:])
+            ]
         return [movement_importance(scores) for scores in values]
 
     def extra_variables(self) -> list:

@@ -377,12 +377,8 @@ class GatedBertConfig:
         arch = self.architecture()
         if self.init_from is None and arch.d_model % arch.num_heads:  # else the checkpoint's shape rules
             raise ConfigError(f"d_model ({arch.d_model}) must be divisible by num_heads ({arch.num_heads})")
-        side = min(arch.d_model, arch.dff)
-        if self.init_from is None and self.movement_remove_directions >= side:
-            raise ConfigError(
-                f"movement_remove_directions {self.movement_remove_directions} must be below the smallest "
-                f"kernel side ({side}); try 4"
-            )
+        if self.init_from is None:  # else the method checks it against the checkpoint's kernels
+            check_remove_directions(self.movement_remove_directions, min(arch.d_model, arch.dff))
 
     def _check_window(self) -> None:
         _positive_int("pruning_start_epoch", self.pruning_start_epoch)
@@ -513,6 +509,14 @@ def _env_int(name: str, raw: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def check_remove_directions(count: int, smallest_side: int) -> None:
+    """`movement_remove_directions` must leave something of every kernel."""
+    if count >= smallest_side:
+        raise ConfigError(
+            f"movement_remove_directions {count} must be below the smallest kernel side ({smallest_side}); try 4"
+        )
 
 
 def _choice(name: str, value: Any, valid: Any) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from gated_bert.errors import ConfigError
+from gated_bert.config import check_remove_directions
 from gated_bert.pruning.methods.base import PruningMethod
 from gated_bert.pruning.transfer import VariableReader
 
@@ -76,12 +76,7 @@ class Movement(PruningMethod):
             )
         self._optimizer = None
         self._directions = config.movement_remove_directions
-        smallest = min(min(k.layer.kernel.shape) for k in kernels)
-        if self._directions >= smallest:
-            raise ConfigError(
-                f"movement_remove_directions {self._directions} must be below the smallest kernel side "
-                f"({smallest}); try 4"
-            )
+        check_remove_directions(self._directions, min(min(k.layer.kernel.shape) for k in kernels))
         self._read_scores = VariableReader(self.ranking_variables())  # one call for every value
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
@@ -91,11 +86,14 @@ class Movement(PruningMethod):
     def default_schedule(cls, config) -> str:
         return config.movement_schedule
 
-    def score(self, kernel) -> np.ndarray:
-        scores = kernel.layer.scores.numpy()
+    def _importance(self, scores: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
         if self._directions:
-            scores = without_top_directions(scores, kernel.layer.kernel.numpy(), self._directions)
+            scores = without_top_directions(scores, kernel, self._directions)
         return movement_importance(scores)
+
+    def score(self, kernel) -> np.ndarray:
+        weights = kernel.layer.kernel.numpy() if self._directions else None
+        return self._importance(kernel.layer.scores.numpy(), weights)
 
     def importances(self, scope: str) -> list[np.ndarray]:
         return self.importances_of(self._read_scores())
@@ -108,13 +106,9 @@ class Movement(PruningMethod):
         return self.extra_variables()
 
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
-        if self._directions:
-            n = len(self.kernels)
-            return [
-                movement_importance(without_top_directions(scores, kernel, self._directions))
-                for scores, kernel in zip(values[:n], values[n:])
-            ]
-        return [movement_importance(scores) for scores in values]
+        n = len(self.kernels)
+        kernels = values[n:] or [None] * n  # the kernels follow the scores with directions to remove
+        return [self._importance(scores, kernel) for scores, kernel in zip(values[:n], kernels)]
 
     def extra_variables(self) -> list:
         return [kernel.layer.scores for kernel in self.kernels]

@@ -4,16 +4,18 @@ Runs the same command (tiny, SST-2, 4,800 examples, 2 epochs, batch 96,
 baseline by default) with this checkout's code and with a temporary git
 worktree of `--commit`, alternating old/new for `--rounds` rounds, and prints
 each run's MLflow `examples_per_second` at epoch 2 and final dev accuracy,
-then the median ratio new/old. Nothing is written outside a temporary folder.
+then the median ratio new/old. `--train-args` adds flags to both sides' command.
+Nothing is written outside a temporary folder.
 
 Usage: python benchmarks/against_commit.py --commit OLD [--rounds 3] [--glue-dir ../shared/glue]
-       [--method none]
+       [--method none] [--train-args "--movement-remove-directions 4"]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -31,13 +33,15 @@ print(speed[-1], run.data.metrics.get("final_eval_accuracy"))
 """
 
 
-def one_run(code: Path, glue_dir: str, method: str, folder: Path, seed: int) -> tuple[float, float]:
+def one_run(
+    code: Path, glue_dir: str, method: str, folder: Path, seed: int, extra: list[str]
+) -> tuple[float, float]:
     uri = f"sqlite:///{folder}/mlflow.db"
     env = dict(os.environ, PYTHONPATH=str(code), MLFLOW_TRACKING_URI=uri, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_RUN_ID", None)
     args = ["--task", "sst2", "--model-size", "tiny", "--epochs", "2", "--batch-size", "96"]
     args += ["--max-train-samples", "4800", "--pruning-method", method, "--data-dir", glue_dir]
-    args += ["--verbose", "0", "--output-root", str(folder), "--seed", str(seed)]
+    args += ["--verbose", "0", "--output-root", str(folder), "--seed", str(seed), *extra]
     command = [sys.executable, "-m", "gated_bert.cli", "train", *args]
     subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
     out = subprocess.run(
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument(
         "--seeds", default="1,2,3", help="round r uses the r-th seed (cycling), old and new alike"
     )
+    parser.add_argument("--train-args", default="", help="more `gated-bert train` flags, both sides")
     parser.add_argument(
         "--glue-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))
     )
@@ -79,7 +84,9 @@ def main() -> None:
                 for label, code in (("old", old), ("new", REPO)):
                     folder = Path(tmp) / f"{label}_{round_}"
                     folder.mkdir()
-                    speed, accuracy = one_run(code, glue, args.method, folder, seed)
+                    speed, accuracy = one_run(
+                        code, glue, args.method, folder, seed, shlex.split(args.train_args)
+                    )
                     speeds[label].append(speed)
                     accuracies[label].append(accuracy)
                     print(

@@ -19,11 +19,14 @@ class VariableReader:
 
     Args:
         variables: the variables, read in this order.
+        transform: optional, a function of the list of their values (tensors) giving the list of
+            tensors to read instead, computed in the same call.
     """
 
-    def __init__(self, variables):
+    def __init__(self, variables, transform=None):
         self.variables = list(variables)
-        read = tf.function(lambda: [tf.convert_to_tensor(v) for v in self.variables])
+        transform = transform or (lambda values: values)
+        read = tf.function(lambda: transform([tf.convert_to_tensor(v) for v in self.variables]))
         # traced now, not inside the first mask update; called as the concrete function, which
         # skips tf.function's argument binding and cache look-up
         self._read = read.get_concrete_function()

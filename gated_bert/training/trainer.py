@@ -10,8 +10,9 @@ asks for:
   repeat the training pass with the same dropout draws (`repeat_loss`);
 - for a method that re-ranks after every step from its `ranking_variables`
   (movement's default), the ranking itself, after the optimizer update: the
-  values go to the host (`tf.numpy_function`), the Pruner's `ScheduleCursor` says
-  which target is due, the `Pruner` ranks, and the masks are assigned in the step.
+  Pruner's `ScheduleCursor` says on the host (`tf.numpy_function`) whether a
+  target is due; if one is, the method's `ranking_values` (computed in the
+  graph) go to the host, the `Pruner` ranks, and the masks are assigned in the step.
   Ranked between steps instead, each step pays two more calls into TensorFlow
   and the host's wait for them (docs/training.md, "The ranking inside the train
   step").
@@ -67,7 +68,7 @@ class PruningTrainer(keras.Model):
         self.extra_optimizer = self.method.extra_optimizer(FusedAdam) if self.extra_variables else None
         self.lazy_updates: list[LazyAdamW] = []
         self.ranking_in_step = False  # set by fit (`ranks_in_step`)
-        self._no_masks = np.zeros(0, dtype=bool)  # what the host ranking returns when none is due
+        self._due_target = None  # the target `_due_on_host` found due after this step
         # what a method's step hook is given: each prunable kernel's gradient (by its position
         # among the weight gradients) and the training pass repeated with the same dropout draws
         self.hooked = self.method is not None and self.method.has_step_hook
@@ -156,15 +157,22 @@ class PruningTrainer(keras.Model):
         return self.compute_metrics(x, labels, y_pred)
 
     def _rank(self) -> None:
-        """The mask update due after this step, if any: the ranking variables' updated values
-        (read after the updates: stateful ops run in program order) to the host and the masks back."""
-        values = [tf.convert_to_tensor(v) for v in self.method.ranking_variables()]
-        due, flat = tf.numpy_function(self._masks_on_host, values, [tf.bool, tf.bool], stateful=True)
-        tf.cond(due, lambda: self.pruner.writer.assign(flat), lambda: None)
+        """The mask update due after this step, if any (stateful ops run in program order, so
+        this comes after the updates): the host says whether one is due; only then are the
+        method's ranking values computed and sent, and the masks come back."""
+        due = tf.ensure_shape(tf.numpy_function(self._due_on_host, [], tf.bool, stateful=True), [])
+        tf.cond(due, self._rank_now, lambda: None)
+
+    def _rank_now(self) -> None:
+        flat = tf.numpy_function(self._masks_on_host, self.method.ranking_values(), tf.bool, stateful=True)
+        self.pruner.writer.assign(flat)
+
+    def _due_on_host(self):
+        """Whether a mask update is due after this step, on the host (its target kept for
+        `_masks_on_host`)."""
+        self._due_target = self.pruner.cursor.due_after_step()
+        return np.bool_(self._due_target is not None)
 
     def _masks_on_host(self, *values):
-        """(whether a mask update is due, the flat masks) for `_rank`, on the host."""
-        target = self.pruner.cursor.due_after_step()
-        if target is None:
-            return np.bool_(False), self._no_masks
-        return np.bool_(True), self.pruner.flat_masks_of(list(values), target)
+        """The flat masks at the due target from the ranking values, on the host."""
+        return self.pruner.flat_masks_of(list(values), self._due_target)

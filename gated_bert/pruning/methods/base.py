@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import tensorflow as tf
 
 if TYPE_CHECKING:
     from gated_bert.config import GatedBertConfig
@@ -84,8 +85,13 @@ class PruningMethod:
         """
         return None
 
+    def ranking_values(self) -> list:
+        """The tensors `importances_of` ranks, computed in the graph from `ranking_variables()`
+        (inside the train step, only when a ranking is due): their values by default."""
+        return [tf.convert_to_tensor(variable) for variable in self.ranking_variables()]
+
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
-        """`importances` from the values of `ranking_variables()`, in that order."""
+        """`importances` from the values of `ranking_values()`, in that order."""
         raise NotImplementedError(f"{type(self).__name__} names no ranking variables")
 
     # ------------------------------------------------------- training hooks

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gated_bert.config import check_remove_directions
 from gated_bert.pruning.methods.base import PruningMethod
@@ -38,26 +39,28 @@ def movement_importance(scores: np.ndarray) -> np.ndarray:
     return np.asarray(scores)
 
 
-def without_top_directions(scores: np.ndarray, kernel: np.ndarray, count: int) -> np.ndarray:
+def without_top_directions(scores, kernel, count: int) -> tf.Tensor:
     """S with the top `count` singular directions of T = S * sign(W) removed, signed back:
     (T - T_count) * sign(W), where T_count is T's best rank-`count` approximation.
 
-    T_count comes from a randomized range finder (Halko, Martinsson & Tropp 2011) with a fixed
-    starting draw and three power iterations: deterministic, and a few thin products per kernel
-    instead of a full SVD. A weight that is exactly 0 gets importance 0.
+    TensorFlow ops, so the train step computes it in the graph. T_count comes from a randomized
+    range finder (Halko, Martinsson & Tropp 2011) with a fixed starting draw and three power
+    iterations: deterministic, and a few thin products per kernel instead of a full SVD. A
+    weight that is exactly 0 gets importance 0.
     """
-    sign = np.sign(kernel).astype(scores.dtype, copy=False)
+    scores = tf.convert_to_tensor(scores)
+    sign = tf.sign(tf.cast(tf.convert_to_tensor(kernel), scores.dtype))
     signed = scores * sign
     wide = signed.shape[0] <= signed.shape[1]
-    matrix = signed if wide else signed.T  # the short side first: the basis has few rows
-    probe = np.random.default_rng(0).standard_normal((matrix.shape[1], count + 4)).astype(matrix.dtype)
-    basis, _ = np.linalg.qr(matrix @ probe)
+    matrix = signed if wide else tf.transpose(signed)  # the short side first: the basis has few rows
+    probe = np.random.default_rng(0).standard_normal((matrix.shape[1], count + 4))
+    basis, _ = tf.linalg.qr(matrix @ tf.constant(probe, matrix.dtype))
     for _ in range(3):
-        basis, _ = np.linalg.qr(matrix @ (matrix.T @ basis))
-    left, _, _ = np.linalg.svd(basis.T @ matrix, full_matrices=False)
+        basis, _ = tf.linalg.qr(matrix @ tf.matmul(matrix, basis, transpose_a=True))
+    _, left, _ = tf.linalg.svd(tf.matmul(basis, matrix, transpose_a=True), full_matrices=False)
     top = basis @ left[:, :count]  # the top `count` left singular vectors
-    rest = matrix - top @ (top.T @ matrix)
-    return (rest if wide else rest.T) * sign
+    rest = matrix - top @ tf.matmul(top, matrix, transpose_a=True)
+    return (rest if wide else tf.transpose(rest)) * sign
 
 
 class Movement(PruningMethod):
@@ -77,7 +80,10 @@ class Movement(PruningMethod):
         self._optimizer = None
         self._directions = config.movement_remove_directions
         check_remove_directions(self._directions, min(min(k.layer.kernel.shape) for k in kernels))
-        self._read_scores = VariableReader(self.ranking_variables())  # one call for every value
+        # one call for every value: the scores, or the cleaned scores computed from scores and kernels
+        self._read_scores = VariableReader(
+            self.ranking_variables(), self._cleaned if self._directions else None
+        )
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
                 kernel.layer.scores.assign(abs(kernel.layer.kernel.numpy()))
@@ -86,14 +92,19 @@ class Movement(PruningMethod):
     def default_schedule(cls, config) -> str:
         return config.movement_schedule
 
-    def _importance(self, scores: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
-        if self._directions:
-            scores = without_top_directions(scores, kernel, self._directions)
-        return movement_importance(scores)
+    def _cleaned(self, values: list) -> list:
+        """The scores without their top directions, from [scores..., kernels...] (graph ops)."""
+        n = len(self.kernels)
+        return [
+            without_top_directions(scores, kernel, self._directions)
+            for scores, kernel in zip(values[:n], values[n:])
+        ]
 
     def score(self, kernel) -> np.ndarray:
-        weights = kernel.layer.kernel.numpy() if self._directions else None
-        return self._importance(kernel.layer.scores.numpy(), weights)
+        scores = kernel.layer.scores
+        if self._directions:
+            scores = without_top_directions(scores, kernel.layer.kernel, self._directions)
+        return movement_importance(np.asarray(scores))
 
     def importances(self, scope: str) -> list[np.ndarray]:
         return self.importances_of(self._read_scores())
@@ -105,10 +116,13 @@ class Movement(PruningMethod):
             return self.extra_variables() + [kernel.layer.kernel for kernel in self.kernels]
         return self.extra_variables()
 
+    def ranking_values(self) -> list:
+        """The scores, or with `movement_remove_directions` the cleaned scores, computed in the graph."""
+        values = super().ranking_values()
+        return self._cleaned(values) if self._directions else values
+
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
-        n = len(self.kernels)
-        kernels = values[n:] or [None] * n  # the kernels follow the scores with directions to remove
-        return [self._importance(scores, kernel) for scores, kernel in zip(values[:n], kernels)]
+        return [movement_importance(value) for value in values]
 
     def extra_variables(self) -> list:
         return [kernel.layer.scores for kernel in self.kernels]

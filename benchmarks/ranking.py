@@ -83,14 +83,15 @@ def directions_cases(shapes, count: int, rng):
 
 
 def kernel_shapes(size: str) -> list[tuple[int, int]]:
+    """A model's encoder kernel shapes from a preset name or LAYERSxD_MODELxDFF (ValueError else)."""
     if size in MODEL_PRESETS:
         layers, d, _, dff = MODEL_PRESETS[size]
     else:
         try:
             layers, d, dff = (int(part) for part in size.split("x"))
         except ValueError:
-            raise SystemExit(
-                f"--sizes: {size!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor LAYERSxD_MODELxDFF, e.g. 6x384x1536"
+            raise ValueError(
+                f"{size!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor LAYERSxD_MODELxDFF, e.g. 6x384x1536"
             ) from None
     return ([(d, d)] * 4 + [(d, dff), (dff, d)]) * layers
 
@@ -114,6 +115,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--directions", type=int, default=0, help="also time movement_remove_directions N")
     args = parser.parse_args()
+    try:
+        shapes = {size: kernel_shapes(size) for size in args.sizes.split(",")}
+    except ValueError as error:
+        parser.error(f"--sizes: {error}")  # one line, exit code 2
     rng = np.random.default_rng(0)
     if args.directions:
         from benchmarks.training_loop import matmul_gflops
@@ -123,8 +128,8 @@ def main() -> None:
     print(
         f"{'size':10s} {'ranking':30s} {'weights':>10s} {'new ms':>12s} {'before ms':>10s} {'speed-up':>9s}"
     )
-    for size in args.sizes.split(","):
-        arrays = [rng.normal(size=shape).astype(np.float32) for shape in kernel_shapes(size)]
+    for size, kernel_shapes_of_size in shapes.items():
+        arrays = [rng.normal(size=shape).astype(np.float32) for shape in kernel_shapes_of_size]
         flat = np.concatenate([a.reshape(-1) for a in arrays])
         # movement's re-ranking: scores moved a little, the target by one step, the last cut known
         cuts = [cut_mask(a, args.sparsity)[1] for a in arrays]

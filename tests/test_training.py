@@ -138,6 +138,41 @@ def test_ranking_inside_the_train_step_equals_ranking_between_steps(
         np.testing.assert_array_equal(a, b)
 
 
+def test_ranking_values_are_computed_only_when_a_ranking_is_due(sst2_dir, monkeypatch):
+    """Inside the train step the method's ranking values (here movement's cleaned scores, the
+    costly part) are computed only on the steps where the host says an update is due: the
+    window's, not the dense epoch's nor those at the held final mask."""
+    import tensorflow as tf
+
+    from gated_bert.pruning.methods.movement import Movement
+    from gated_bert.pruning.pruner import Pruner
+
+    computed = tf.Variable(0, dtype=tf.int64)  # counted in the graph, when the branch runs
+    original, masks_of = Movement.ranking_values, Pruner.flat_masks_of
+    host = {"masks": 0}
+
+    def counted_values(self):
+        values = original(self)
+        with tf.control_dependencies(values):
+            count = computed.assign_add(1)
+        with tf.control_dependencies([count]):
+            return [tf.identity(value) for value in values]
+
+    def counted_masks(*args, **kwargs):
+        host["masks"] += 1
+        return masks_of(*args, **kwargs)
+
+    monkeypatch.setattr(Movement, "ranking_values", counted_values)
+    monkeypatch.setattr(Pruner, "flat_masks_of", counted_masks)
+    _, result = _run(
+        sst2_dir, pruning_method="movement", epochs=3, pruning_start_epoch=2, pruning_end_epoch=2,
+        end_sparsity=0.7, movement_remove_directions=2,
+    )  # fmt: skip
+    steps_per_epoch = 20  # 320 examples / 16 per batch
+    assert int(computed.numpy()) == host["masks"] == steps_per_epoch  # epoch 2's steps only
+    assert result.rows[-1]["sparsity"] == pytest.approx(0.7, abs=1e-2)
+
+
 def test_same_seed_same_metrics(sst2_dir):
     drop = ("epoch_seconds", "examples_per_second")
     spt = dict(pruning_method="spt", epochs=2, pruning_start_epoch=1, pruning_end_epoch=2, end_sparsity=0.5)

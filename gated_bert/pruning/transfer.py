@@ -14,27 +14,35 @@ import numpy as np
 import tensorflow as tf
 
 
-class VariableReader:
-    """Reads a fixed list of variables in one call.
+class TensorReader:
+    """Reads the tensors a function computes from variables, in one compiled call.
 
     Args:
-        variables: the variables, read in this order.
-        transform: optional, a function of the list of their values (tensors) giving the list of
-            tensors to read instead, computed in the same call.
+        values: a function of no arguments giving a list of tensors (graph ops over variables,
+            e.g. a method's `ranking_values`); traced once, so the variables it reads are fixed.
     """
 
-    def __init__(self, variables, transform=None):
-        self.variables = list(variables)
-        transform = transform or (lambda values: values)
-        read = tf.function(lambda: transform([tf.convert_to_tensor(v) for v in self.variables]))
+    def __init__(self, values):
         # traced now, not inside the first mask update; called as the concrete function, which
         # skips tf.function's argument binding and cache look-up
-        self._read = read.get_concrete_function()
+        self._read = tf.function(values).get_concrete_function()
 
     def __call__(self) -> list[np.ndarray]:
         """The values, as read-only arrays over the read tensors' buffers (`.numpy()` would copy
         each)."""
         return [np.asarray(value) for value in self._read()]
+
+
+class VariableReader(TensorReader):
+    """Reads a fixed list of variables in one call.
+
+    Args:
+        variables: the variables, read in this order.
+    """
+
+    def __init__(self, variables):
+        self.variables = list(variables)
+        super().__init__(lambda: [tf.convert_to_tensor(v) for v in self.variables])
 
 
 class MaskWriter:

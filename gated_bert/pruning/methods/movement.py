@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from gated_bert.config import check_remove_directions
 from gated_bert.pruning.methods.base import PruningMethod
-from gated_bert.pruning.transfer import VariableReader
+from gated_bert.pruning.transfer import TensorReader
 
 
 def movement_importance(scores: np.ndarray) -> np.ndarray:
@@ -81,9 +81,7 @@ class Movement(PruningMethod):
         self._directions = config.movement_remove_directions
         check_remove_directions(self._directions, min(min(k.layer.kernel.shape) for k in kernels))
         # one call for every value: the scores, or the cleaned scores computed from scores and kernels
-        self._read_scores = VariableReader(
-            self.ranking_variables(), self._cleaned if self._directions else None
-        )
+        self._read_scores = TensorReader(self.ranking_values)
         if config.movement_score_init == "magnitude":
             for kernel in kernels:
                 kernel.layer.scores.assign(abs(kernel.layer.kernel.numpy()))
@@ -92,19 +90,15 @@ class Movement(PruningMethod):
     def default_schedule(cls, config) -> str:
         return config.movement_schedule
 
-    def _cleaned(self, values: list) -> list:
-        """The scores without their top directions, from [scores..., kernels...] (graph ops)."""
-        n = len(self.kernels)
-        return [
-            without_top_directions(scores, kernel, self._directions)
-            for scores, kernel in zip(values[:n], values[n:])
-        ]
-
-    def score(self, kernel) -> np.ndarray:
+    def _ranked(self, kernel):
+        """What one kernel is ranked by: its scores, or the cleaned scores (graph ops)."""
         scores = kernel.layer.scores
         if self._directions:
-            scores = without_top_directions(scores, kernel.layer.kernel, self._directions)
-        return movement_importance(np.asarray(scores))
+            return without_top_directions(scores, kernel.layer.kernel, self._directions)
+        return tf.convert_to_tensor(scores)
+
+    def score(self, kernel) -> np.ndarray:
+        return movement_importance(np.asarray(self._ranked(kernel)))
 
     def importances(self, scope: str) -> list[np.ndarray]:
         return self.importances_of(self._read_scores())
@@ -118,8 +112,7 @@ class Movement(PruningMethod):
 
     def ranking_values(self) -> list:
         """The scores, or with `movement_remove_directions` the cleaned scores, computed in the graph."""
-        values = super().ranking_values()
-        return self._cleaned(values) if self._directions else values
+        return [self._ranked(kernel) for kernel in self.kernels]
 
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
         return [movement_importance(value) for value in values]

@@ -109,7 +109,7 @@ def test_movement_remove_directions_ranks_the_cleaned_scores_and_checks_its_coun
         np.testing.assert_allclose(importance, cleaned, rtol=0, atol=1e-6 * np.abs(cleaned).max())
         np.testing.assert_array_equal(method.score(kernel), importance)  # the per-kernel reference
         assert not np.allclose(importance, kernel.layer.scores.numpy())
-    assert len(method.ranking_variables()) == 2 * len(method.kernels)  # scores, then kernels
+    assert method.ranks_in_graph and len(method.ranking_values()) == len(method.kernels)
     smallest = min(min(k.layer.kernel.shape) for k in method.kernels)
     with pytest.raises(ConfigError, match=f"movement_remove_directions {smallest} must be below"):
         Pruner(micro_config(pruning_method="movement", movement_remove_directions=smallest), model, 3)

@@ -77,11 +77,9 @@ class Pruner:
 
     @property
     def ranks_every_step(self) -> bool:
-        """The method re-ranks after every optimizer step from its `ranking_variables` alone
-        (movement's default), so the trainer can rank inside the train step."""
-        return (
-            self.method.ranking_variables() is not None and self.config.movement_pruning_frequency_steps == 1
-        )
+        """The method ranks in the graph (`ranks_in_graph`) and re-ranks after every optimizer
+        step (movement's default), so the trainer can rank inside the train step."""
+        return self.method.ranks_in_graph and self.config.movement_pruning_frequency_steps == 1
 
     def apply(self, target_sparsity: float) -> None:
         """Set every mask so that `target_sparsity` of the prunable weights are 0 (of the groups
@@ -89,7 +87,7 @@ class Pruner:
         self.writer.write(self.masks(self.method.importances(self.scope), target_sparsity))
 
     def flat_masks_of(self, values: list[np.ndarray], target_sparsity: float) -> np.ndarray:
-        """`apply`'s masks from the values of the method's `ranking_variables`, as one flat
+        """`apply`'s masks from the values of the method's `ranking_values`, as one flat
         boolean array (what `MaskWriter.assign` takes), for the ranking inside the train step."""
         masks = self.masks(self.method.importances_of(values), target_sparsity)
         return np.concatenate([mask.reshape(-1) for mask in masks]).astype(bool, copy=False)

@@ -8,8 +8,8 @@ asks for:
 - its train-step hook (SPT's probe), run after the gradients are taken and
   before they are applied, so both losses see the same weights; the hook can
   repeat the training pass with the same dropout draws (`repeat_loss`);
-- for a method that re-ranks after every step from its `ranking_variables`
-  (movement's default), the ranking itself, after the optimizer update: the
+- for a method that ranks in the graph (`ranks_in_graph`) and re-ranks after
+  every step (movement's default), the ranking itself, after the optimizer update: the
   Pruner's `ScheduleCursor` says on the host (`tf.numpy_function`) whether a
   target is due; if one is, the method's `ranking_values` (computed in the
   graph) go to the host, the `Pruner` ranks, and the masks are assigned in the step.

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import tensorflow as tf
 
 if TYPE_CHECKING:
     from gated_bert.config import GatedBertConfig
@@ -76,19 +75,16 @@ class PruningMethod:
         """One importance array per kernel, comparable across kernels when scope is global."""
         return [self.score(kernel) for kernel in self.kernels]
 
-    def ranking_variables(self) -> list | None:
-        """The variables whose values alone give the importances (`importances_of`), or None.
-
-        A method that names them can be ranked inside the compiled train step (the trainer
-        hands their values to the host there, `training/trainer.py`) when it re-ranks after
-        every optimizer step; the others are ranked by the `PruningCallback` between steps.
-        """
-        return None
+    # True: `ranking_values()` computes, in the graph, everything `importances_of` ranks, so the
+    # method can be ranked inside the compiled train step (the trainer hands those values to
+    # the host there, `training/trainer.py`) when it re-ranks after every optimizer step; the
+    # others are ranked by the `PruningCallback` between steps.
+    ranks_in_graph = False
 
     def ranking_values(self) -> list:
-        """The tensors `importances_of` ranks, computed in the graph from `ranking_variables()`
-        (inside the train step, only when a ranking is due): their values by default."""
-        return [tf.convert_to_tensor(variable) for variable in self.ranking_variables()]
+        """The tensors `importances_of` ranks, computed in the graph from the method's variables
+        (inside the train step, only when a ranking is due); with `ranks_in_graph`."""
+        raise NotImplementedError(f"{type(self).__name__} does not rank in the graph")
 
     def importances_of(self, values: list[np.ndarray]) -> list[np.ndarray]:
         """`importances` from the values of `ranking_values()`, in that order."""

@@ -65,6 +65,7 @@ def without_top_directions(scores, kernel, count: int) -> tf.Tensor:
 
 class Movement(PruningMethod):
     name = "movement"
+    ranks_in_graph = True  # the scores (or the cleaned scores), ranked inside the train step
     needs_scores = True
     default_frequency = 1  # the published recipe: the top-k before every forward pass
     zeroes_pruned = False
@@ -102,13 +103,6 @@ class Movement(PruningMethod):
 
     def importances(self, scope: str) -> list[np.ndarray]:
         return self.importances_of(self._read_scores())
-
-    def ranking_variables(self) -> list:
-        """The scores (and the kernels, for their signs, with `movement_remove_directions`): ranked
-        inside the train step, after every step."""
-        if self._directions:
-            return self.extra_variables() + [kernel.layer.kernel for kernel in self.kernels]
-        return self.extra_variables()
 
     def ranking_values(self) -> list:
         """The scores, or with `movement_remove_directions` the cleaned scores, computed in the graph."""

@@ -485,3 +485,43 @@ def test_tracking_server_credentials_are_checked_in_one_line_before_tensorflow(m
         assert done.stderr.startswith("Error: MLflow tracking server") and "HTTP 401" in done.stderr
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("refusals", [1, 3, 4])
+def test_an_experiment_refused_for_a_moment_is_tried_again(monkeypatch, refusals):
+    """MLflow's auth app grants an experiment's creator its permission just after creating it, so
+    a second worker of the same user can be refused (HTTP 403) for a moment: the run tries again
+    (3 times) and names the refusal in one line only when it stays."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, PERMISSION_DENIED
+
+    from gated_bert.errors import DataError
+    from gated_bert.tracking import runs
+
+    calls, waits = [], []
+
+    def set_experiment(name):
+        calls.append(name)
+        if len(calls) <= refusals:
+            raise MlflowException("Permission denied", error_code=PERMISSION_DENIED)
+        return "experiment"
+
+    monkeypatch.setattr(mlflow, "set_experiment", set_experiment)
+    monkeypatch.setattr(runs.time, "sleep", waits.append)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "worker")
+    if refusals <= len(runs.REFUSAL_RETRY_SECONDS):
+        runs._set_experiment("sst2")
+        assert calls == ["sst2"] * (refusals + 1)
+        assert waits == list(runs.REFUSAL_RETRY_SECONDS[:refusals])
+    else:
+        with pytest.raises(DataError, match="experiment 'sst2': the tracking server does not let 'worker'"):
+            runs._set_experiment("sst2")
+        assert len(calls) == 4 and waits == list(runs.REFUSAL_RETRY_SECONDS)
+    monkeypatch.setattr(
+        mlflow,
+        "set_experiment",
+        lambda name: (_ for _ in ()).throw(MlflowException("boom", error_code=INTERNAL_ERROR)),
+    )
+    with pytest.raises(MlflowException, match="boom"):  # not a refusal: raised as it is, untried
+        runs._set_experiment("sst2")

@@ -399,6 +399,7 @@ def test_lost_database_connection_fails_the_running_trial_and_never_hangs(servic
     and the sweep goes on and ends."""
     import mlflow
     import optuna
+    from mlflow.exceptions import MlflowException
 
     script = ["bash", str(REPO / "scripts" / "dev-services.sh")]
     study, experiment = f"lost-{uuid.uuid4().hex[:8]}", f"lost-{uuid.uuid4().hex[:8]}"
@@ -406,7 +407,12 @@ def test_lost_database_connection_fails_the_running_trial_and_never_hangs(servic
     client = mlflow.MlflowClient(services.mlflow)
     deadline = time.time() + 300
     while True:  # the first trial is training: its first epoch is logged
-        found = client.get_experiment_by_name(experiment)
+        try:
+            found = client.get_experiment_by_name(experiment)
+        except MlflowException as err:  # created, its creator's permission not yet
+            if err.error_code != "PERMISSION_DENIED":  # granted (MLflow grants it just after)
+                raise
+            found = None
         runs = client.search_runs([found.experiment_id]) if found else []
         if any("train_loss" in r.data.metrics and "optuna.trial_number" in r.data.tags for r in runs):
             break

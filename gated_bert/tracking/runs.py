@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -254,34 +255,41 @@ def _open_run(config, run_name, nested, tags, parent_run_id, experiment_id):
     return mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
 
 
+# Seconds between the tries of a refused experiment. MLflow's auth app grants an experiment's
+# creator its permission in a handler after the create request, so for a moment another client of
+# the same user (a second sweep worker starting at once) is refused an experiment it may use.
+REFUSAL_RETRY_SECONDS = (0.2, 0.5, 1.0)
+
+
 def check_experiment_access(name: str) -> None:
     """Raise DataError if a tracking server refuses this client experiment `name` (HTTP 403:
     another user's experiment), before a run writes anything. A missing one is fine."""
     if mlflow.get_tracking_uri().startswith(("http://", "https://")) and "MLFLOW_RUN_ID" not in os.environ:
-        with _refused_experiment(name):
-            mlflow.get_experiment_by_name(name)
+        _with_experiment_access(name, lambda: mlflow.get_experiment_by_name(name))
 
 
 def _set_experiment(name: str) -> None:
-    with _refused_experiment(name):
-        mlflow.set_experiment(name)
+    _with_experiment_access(name, lambda: mlflow.set_experiment(name))
 
 
-@contextlib.contextmanager
-def _refused_experiment(name: str):
-    """A server's refusal of experiment `name` as one line (DataError)."""
+def _with_experiment_access(name: str, call):
+    """`call()`; a server's refusal of experiment `name`, still there after the retries
+    (`REFUSAL_RETRY_SECONDS`), as one line (DataError)."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        yield
-    except MlflowException as err:
-        if err.error_code != "PERMISSION_DENIED" and "403" not in str(err):
-            raise
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this client")
-        raise DataError(
-            f"experiment {name!r}: the tracking server does not let {user!r} use it (HTTP 403); "
-            "ask its owner or the server's admin for permission, or pass another --experiment-name"
-        ) from None
+    for wait in (*REFUSAL_RETRY_SECONDS, None):
+        try:
+            return call()
+        except MlflowException as err:
+            if err.error_code != "PERMISSION_DENIED" and "403" not in str(err):
+                raise
+            if wait is not None:
+                time.sleep(wait)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this client")
+    raise DataError(
+        f"experiment {name!r}: the tracking server does not let {user!r} use it (HTTP 403); "
+        "ask its owner or the server's admin for permission, or pass another --experiment-name"
+    )
 
 
 def _end_own_run(before, status: str) -> None:
